@@ -1,0 +1,40 @@
+"""The ``naive`` cache policy: no prefix sharing; every request computes its whole prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from minisgl_core.cache.base import CacheContext, CachePolicy, PrefixMatch
+
+
+class NaiveCache(CachePolicy):
+    """Keeps nothing: matches are always empty and every offered sequence is declined."""
+
+    def __init__(self, ctx: CacheContext) -> None:
+        self.page_size = ctx.page_size
+
+    def match_prefix(self, token_ids: Sequence[int]) -> PrefixMatch:
+        return PrefixMatch(0)
+
+    def lock(self, handle: Any) -> None:
+        pass
+
+    def unlock(self, handle: Any) -> None:
+        pass
+
+    def insert(self, token_ids: Sequence[int], slots: torch.Tensor) -> int:
+        return len(token_ids)
+
+    def evict(self, num_tokens: int) -> torch.Tensor:
+        return torch.empty(0, dtype=torch.int64)
+
+    @property
+    def evictable_tokens(self) -> int:
+        return 0
+
+    @property
+    def cached_tokens(self) -> int:
+        return 0

@@ -1,0 +1,83 @@
+"""Engine settings: one dataclass shared by the offline API, the CLI and every engine process."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+LOAD_FORMATS = ("auto", "safetensors", "dummy")
+
+
+@dataclass
+class EngineConfig:
+    """Everything that decides how a model is served. Plugin-provided names (``attention``, ``cache``,
+    ``scheduler``) are checked against the registries when the engine starts, not here."""
+
+    model: str
+    tokenizer: str | None = None
+    attention: str = "auto"
+    """A backend name, ``PREFILL,DECODE`` for one backend per phase, or ``auto``."""
+    cache: str = "radix"
+    scheduler: str = "fcfs"
+    dtype: str = "auto"
+    device: str | None = None
+    """``None`` picks ``cuda`` when available, else ``cpu``."""
+    page_size: int = 1
+    max_prefill_tokens: int = 8192
+    max_running_requests: int = 256
+    max_model_len: int | None = None
+    """Longest prompt + output a request may have; defaults to the model's ``max_position_embeddings``."""
+    num_kv_tokens: int | None = None
+    """KV-cache capacity in tokens; when ``None`` it is sized from ``kv_memory_fraction``."""
+    kv_memory_fraction: float = 0.85
+    """Share of the device memory left after loading weights that the KV cache may take (CUDA)."""
+    load_format: str = "auto"
+    seed: int = 0
+    disable_overlap: bool = False
+    cuda_graph_max_bs: int | None = None
+    """Largest decode batch captured in a CUDA graph; 0 disables graphs, ``None`` picks a default."""
+    tp: int = 1
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings that can never work."""
+        if not self.model:
+            raise ValueError("model must be a local path, a Hugging Face hub id or 'demo'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.load_format not in LOAD_FORMATS:
+            raise ValueError(f"load_format must be one of {', '.join(LOAD_FORMATS)}, got {self.load_format!r}")
+        positive = {
+            "page_size": self.page_size,
+            "max_prefill_tokens": self.max_prefill_tokens,
+            "max_running_requests": self.max_running_requests,
+            "tp": self.tp,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.num_kv_tokens is not None and self.num_kv_tokens < self.page_size:
+            raise ValueError(f"num_kv_tokens must hold at least one page, got {self.num_kv_tokens}")
+        if not 0.0 < self.kv_memory_fraction <= 1.0:
+            raise ValueError(f"kv_memory_fraction must be in (0, 1], got {self.kv_memory_fraction}")
+        if self.max_model_len is not None and self.max_model_len < 2:
+            raise ValueError(f"max_model_len must be >= 2, got {self.max_model_len}")
+        if self.cuda_graph_max_bs is not None and self.cuda_graph_max_bs < 0:
+            raise ValueError(f"cuda_graph_max_bs must be >= 0, got {self.cuda_graph_max_bs}")
+        if not self.attention or any(not part.strip() for part in self.attention.split(",")):
+            raise ValueError(f"attention must be NAME or PREFILL,DECODE, got {self.attention!r}")
+        if len(self.attention.split(",")) > 2:
+            raise ValueError(f"attention takes at most two names (PREFILL,DECODE), got {self.attention!r}")
+
+    @property
+    def attention_names(self) -> tuple[str, str]:
+        """``(prefill backend, decode backend)`` as given (``auto`` not yet resolved)."""
+        parts = [p.strip() for p in self.attention.split(",")]
+        return (parts[0], parts[-1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
