@@ -1,0 +1,85 @@
+"""The attention-backend extension point.
+
+A backend computes attention over the paged KV cache. The engine calls :meth:`AttentionBackend.prepare`
+once per step (host-side planning, metadata shared by all layers), then every attention layer calls
+:meth:`AttentionBackend.forward`, which stores the step's keys/values into the pool and attends. Backends
+that can run decode inside CUDA graphs keep their metadata in buffers allocated once by
+:meth:`AttentionBackend.init_cuda_graph` and refilled in place by :meth:`AttentionBackend.prepare_replay`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from minisgl_core.engine.batch import ForwardBatch
+from minisgl_core.kv.pool import KVPool
+
+if TYPE_CHECKING:
+    from minisgl_core.layers.attention import AttentionLayer
+
+
+@dataclass(frozen=True)
+class AttentionContext:
+    """What an attention-backend factory is told about the engine (one per engine process / TP rank)."""
+
+    num_heads: int
+    """Query heads on this rank."""
+    num_kv_heads: int
+    """Key/value heads on this rank."""
+    head_dim: int
+    num_layers: int
+    page_size: int
+    kv_pool: KVPool
+    page_table: torch.Tensor
+    """``[rows, max_model_len]`` int32 on the device: the KV slot of every position of every request row."""
+    max_batch_size: int
+    max_model_len: int
+    dtype: torch.dtype
+    device: torch.device
+
+
+class AttentionBackend(ABC):
+    """Paged attention for one engine process. One instance serves all layers."""
+
+    supports_cuda_graph: bool = False
+    """True when decode steps may be captured: then the three graph methods below must be implemented."""
+
+    @abstractmethod
+    def prepare(self, batch: ForwardBatch) -> None:
+        """Plan the step: build whatever metadata :meth:`forward` needs from ``batch``.
+
+        Called by the engine once per step, before the model runs, in the engine process.
+        """
+
+    @abstractmethod
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        layer: AttentionLayer,
+        batch: ForwardBatch,
+    ) -> torch.Tensor:
+        """Store ``k``/``v`` at ``batch.out_slots`` in layer ``layer.layer_id`` of the pool, then attend.
+
+        ``q`` is ``[tokens, heads, head_dim]``, ``k``/``v`` are ``[tokens, kv_heads, head_dim]``; queries are
+        causal within each request and see its cached prefix. Returns ``[tokens, heads * head_dim]``.
+        Called by every attention layer during the model's forward pass.
+        """
+
+    def init_cuda_graph(self, max_batch_size: int) -> None:
+        """Allocate fixed buffers for decode batches up to ``max_batch_size`` (once, before any capture)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support CUDA graphs")
+
+    def prepare_capture(self, batch: ForwardBatch) -> None:
+        """Like :meth:`prepare` for a dummy decode batch about to be captured; must use the fixed buffers."""
+        raise NotImplementedError(f"{type(self).__name__} does not support CUDA graphs")
+
+    def prepare_replay(self, batch: ForwardBatch) -> None:
+        """Refill the fixed buffers from a real decode batch (padded to ``batch.padded_batch_size``) before
+        the graph captured for that size replays. Must not allocate or synchronise."""
+        raise NotImplementedError(f"{type(self).__name__} does not support CUDA graphs")

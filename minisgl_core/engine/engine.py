@@ -1,0 +1,197 @@
+"""The engine of one process (one TP rank): model, KV memory, attention backends, sampler, and running
+one :class:`StepPlan` at a time on the device."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minisgl_core.attention.base import AttentionContext
+from minisgl_core.attention.select import create_backends
+from minisgl_core.config import EngineConfig
+from minisgl_core.distributed import TPInfo, get_tp, set_tp
+from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.engine.model_loader import build_model, resolve_dtype
+from minisgl_core.engine.plan import StepPlan
+from minisgl_core.engine.sampler import Sampler
+from minisgl_core.kv import KVPool, PageTable
+from minisgl_core.model_config import ModelConfig
+from minisgl_core.models import ModelContext
+
+logger = logging.getLogger("minisgl.engine")
+
+CPU_KV_BUDGET_BYTES = 256 << 20
+
+
+def resolve_device(requested: str | None, tp: TPInfo) -> torch.device:
+    """``None`` -> ``cuda:<rank>`` when CUDA is available, else ``cpu``."""
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", tp.rank % max(torch.cuda.device_count(), 1))
+    return device
+
+
+@dataclass
+class StepOutput:
+    """Tokens sampled by one step: on the device at once, on the host once :meth:`tokens` is called."""
+
+    device_tokens: torch.Tensor
+    host_tokens: torch.Tensor
+    event: torch.cuda.Event | None
+
+    def tokens(self) -> list[int]:
+        """Wait for the step to finish and return its sampled tokens (one per sampled request)."""
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host_tokens.tolist()
+
+
+class Engine:
+    """Owns everything that lives on the device for one engine process."""
+
+    def __init__(self, config: EngineConfig, model_dir: Path, model_config: ModelConfig, tp: TPInfo) -> None:
+        set_tp(tp)
+        self.config = config
+        self.model_config = model_config
+        self.device = resolve_device(config.device, tp)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.dtype = resolve_dtype(config.dtype, model_config.dtype, self.device)
+        self.max_model_len = config.max_model_len or model_config.max_position_embeddings
+        self.model = build_model(
+            ModelContext(model_config, self.dtype, self.device, tp, self.max_model_len),
+            model_dir,
+            config.load_format,
+            config.seed,
+        )
+        num_heads = model_config.num_heads // tp.size
+        num_kv_heads = max(model_config.num_kv_heads // tp.size, 1)  # replicated when fewer than ranks
+        self.num_pages = self._size_kv(num_kv_heads)
+        self.kv_pool = KVPool(
+            model_config.num_layers, self.num_pages, config.page_size, num_kv_heads,
+            model_config.head_dim, self.dtype, self.device,
+        )  # fmt: skip
+        self.page_table = PageTable(config.max_running_requests, self.max_model_len, self.device)
+        self.attn_ctx = AttentionContext(
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            head_dim=model_config.head_dim,
+            num_layers=model_config.num_layers,
+            page_size=config.page_size,
+            kv_pool=self.kv_pool,
+            page_table=self.page_table.device_table,
+            max_batch_size=config.max_running_requests,
+            max_model_len=self.max_model_len,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        self.prefill_attn, self.decode_attn = create_backends(config.attention_names, self.attn_ctx, model_config)
+        self.sampler = Sampler(self.device, config.seed)
+        self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
+        self._pin = self.device.type == "cuda"
+
+    # -- memory -------------------------------------------------------------------------------------
+
+    def _size_kv(self, num_kv_heads: int) -> int:
+        """Number of KV pages (including the reserved page 0) from the config or the free memory."""
+        cfg, mc = self.config, self.model_config
+        per_token = KVPool.bytes_per_token(mc.num_layers, num_kv_heads, mc.head_dim, self.dtype)
+        if cfg.num_kv_tokens is not None:
+            tokens = cfg.num_kv_tokens
+        elif self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            tokens = int(free * cfg.kv_memory_fraction) // per_token
+        else:
+            tokens = min(cfg.max_running_requests * self.max_model_len, CPU_KV_BUDGET_BYTES // per_token)
+        pages = tokens // cfg.page_size
+        if get_tp().size > 1:  # every rank must agree on the pool size
+            t = torch.tensor([pages], device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            pages = int(t.item())
+        if pages < 1:
+            raise ValueError("not enough memory for a single KV page; lower the model size or raise the budget")
+        logger.info(
+            "KV cache: %d tokens in %d pages of %d (%.2f GiB)",
+            pages * cfg.page_size, pages, cfg.page_size, pages * cfg.page_size * per_token / 2**30,
+        )  # fmt: skip
+        return pages + 1
+
+    # -- one step -----------------------------------------------------------------------------------
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cpu":
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
+
+    def make_batch(self, plan: StepPlan) -> ForwardBatch:
+        """Build the device tensors of ``plan`` (and write its new slots into the device page table)."""
+        q_lens = torch.tensor(plan.q_lens, dtype=torch.int32)
+        kv_lens = torch.tensor(plan.kv_lens, dtype=torch.int32)
+        rows = torch.tensor(plan.rows, dtype=torch.int64)
+        cu_q = torch.zeros(len(plan.rows) + 1, dtype=torch.int32)
+        torch.cumsum(q_lens, 0, out=cu_q[1:])
+        cu_kv = torch.zeros_like(cu_q)
+        torch.cumsum(kv_lens, 0, out=cu_kv[1:])
+        total = plan.num_tokens
+        if plan.phase is Phase.DECODE:
+            positions = (kv_lens - 1).to(torch.int64)
+            token_rows = rows
+        else:
+            token_rows = torch.repeat_interleave(rows, q_lens.to(torch.int64))
+            offsets = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(cu_q[:-1], q_lens).to(torch.int64)
+            positions = torch.repeat_interleave(kv_lens - q_lens, q_lens).to(torch.int64) + offsets
+        sample_indices = (cu_q[1:][torch.tensor(plan.sample, dtype=torch.int64)] - 1).to(torch.int64)
+        host = [positions, plan.out_slots, rows, q_lens, kv_lens, cu_q, cu_kv, sample_indices, token_rows]
+        dev = [self._to_device(t) for t in host]
+        positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev
+        if plan.phase is Phase.DECODE:
+            input_ids = self.last_token[rows_d]
+        else:
+            assert plan.input_ids is not None, "prefill plans carry their token ids"
+            input_ids = self._to_device(plan.input_ids)
+        for row, prefix in plan.table_writes:
+            self.page_table.device_table[row, : prefix.numel()] = self._to_device(prefix.to(torch.int32))
+        self.page_table.device_table[token_rows_d, positions_d] = slots_d.to(torch.int32)
+        return ForwardBatch(
+            phase=plan.phase,
+            input_ids=input_ids,
+            positions=positions_d,
+            out_slots=slots_d,
+            rows=rows_d,
+            q_lens=q_d,
+            kv_lens=kv_d,
+            cu_q_lens=cu_q_d,
+            cu_kv_lens=cu_kv_d,
+            sample_indices=sample_d,
+            q_lens_host=plan.q_lens,
+            kv_lens_host=plan.kv_lens,
+            page_table=self.page_table.device_table,
+            page_size=self.config.page_size,
+        )
+
+    @torch.inference_mode()
+    def run(self, plan: StepPlan) -> StepOutput:
+        """Run one step; returns at once on CUDA (the host copy of the tokens completes asynchronously)."""
+        batch = self.make_batch(plan)
+        batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
+        batch.attn.prepare(batch)
+        logits = self.model(batch)
+        tokens = self.sampler.sample(logits, plan.sampling.to(self.device))
+        if plan.sample:
+            sample_rows = torch.tensor(plan.rows, dtype=torch.int64)[plan.sample]
+            self.last_token[self._to_device(sample_rows)] = tokens
+        return self._finish(tokens)
+
+    def _finish(self, tokens: torch.Tensor) -> StepOutput:
+        if self.device.type != "cuda":
+            return StepOutput(tokens, tokens, None)
+        host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+        host.copy_(tokens, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return StepOutput(tokens, host, event)

@@ -1,0 +1,55 @@
+"""Building a model plugin's module on the right device and dtype, and filling its weights."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from minisgl_core.models import CausalLM, ModelContext
+from minisgl_core.plugins import load_plugins
+from minisgl_core.registry import MODEL, REGISTRIES
+from minisgl_core.weights import fill_dummy, iter_safetensors
+
+logger = logging.getLogger("minisgl.engine")
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_dtype(requested: str, config_dtype: str | None, device: torch.device) -> torch.dtype:
+    """``auto`` takes the checkpoint's dtype (float32 when it names none); float16 runs as float32 on CPU."""
+    if requested != "auto":
+        return _DTYPES[requested]
+    dtype = _DTYPES.get(str(config_dtype).replace("torch.", ""), torch.float32)
+    if device.type == "cpu" and dtype is torch.float16:
+        return torch.float32
+    return dtype
+
+
+def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int) -> CausalLM:
+    """Create the registered architecture for ``ctx.config`` and load (or fake) its weights."""
+    load_plugins()
+    entry = REGISTRIES[MODEL].get(ctx.config.architecture)
+    start = time.perf_counter()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(ctx.dtype)
+    try:
+        with torch.device(ctx.device):
+            model = entry.create(ctx)
+    finally:
+        torch.set_default_dtype(previous)
+    if not isinstance(model, CausalLM):
+        raise TypeError(f"model factory for {ctx.config.architecture} returned {type(model).__name__}, not CausalLM")
+    model.eval()
+    if load_format == "dummy":
+        fill_dummy(model, seed)
+    else:
+        with torch.no_grad():
+            model.load_weights(iter_safetensors(model_dir))
+    logger.info(
+        "loaded %s (%s, %s weights) in %.1f s",
+        ctx.config.architecture, ctx.dtype, load_format, time.perf_counter() - start,
+    )  # fmt: skip
+    return model

@@ -1,0 +1,42 @@
+"""What the scheduler asks the engine to run in one step: host data only, small enough to broadcast to
+every tensor-parallel rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from minisgl_core.engine.batch import Phase
+from minisgl_core.engine.sampler import SamplingBatch
+
+
+@dataclass
+class StepPlan:
+    """One step for ``len(rows)`` requests.
+
+    Request ``i`` (page-table row ``rows[i]``) computes ``q_lens[i]`` new tokens ending at position
+    ``kv_lens[i] - 1``; their KV goes to ``out_slots`` (flattened, request after request). Prefill steps
+    carry the token ids; decode steps read each request's last sampled token on the device. ``sample``
+    lists the batch indices of requests whose last token's logits are sampled, in the same order as the
+    rows of ``sampling``.
+    """
+
+    phase: Phase
+    rows: list[int]
+    q_lens: list[int]
+    kv_lens: list[int]
+    out_slots: torch.Tensor  # int64 [sum(q_lens)]
+    sample: list[int]
+    sampling: SamplingBatch
+    input_ids: torch.Tensor | None = None  # int64 [sum(q_lens)], prefill only
+    table_writes: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    """``(row, slots)``: cached-prefix slots of newly admitted requests, written to the page table first."""
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.out_slots.numel())

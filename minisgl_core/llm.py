@@ -1,0 +1,166 @@
+"""The offline API: ``LLM(model).generate(prompts, SamplingParams(...))`` in the calling process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tqdm import tqdm
+
+from minisgl_core.config import EngineConfig
+from minisgl_core.detokenizer import IncrementalDetokenizer
+from minisgl_core.request import FinishReason, Req
+from minisgl_core.runtime import Runtime, build_runtime
+from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.tokenizer import load_tokenizer
+
+Prompt = str | Sequence[int]
+
+
+@dataclass
+class RequestOutput:
+    """The result of one prompt."""
+
+    prompt: str | None
+    prompt_token_ids: list[int]
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    """``"stop"`` (EOS, a stop token or a stop string) or ``"length"`` (``max_tokens`` or the context)."""
+    num_cached_tokens: int = 0
+    """Prompt tokens whose KV came from the prefix cache."""
+
+
+class LLM:
+    """An engine in this process. Keyword arguments are :class:`minisgl_core.config.EngineConfig` fields.
+
+    >>> llm = LLM("demo", attention="torch", cache="radix")
+    >>> out = llm.generate("Hello", SamplingParams(temperature=0.0, max_tokens=8))[0]
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        attention: str = "auto",
+        cache: str = "radix",
+        scheduler: str = "fcfs",
+        dtype: str = "auto",
+        device: str | None = None,
+        page_size: int = 1,
+        max_prefill_tokens: int = 8192,
+        **kwargs: Any,
+    ) -> None:
+        known = {f.name for f in fields(EngineConfig)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"unknown LLM arguments: {', '.join(unknown)}")
+        self.config = EngineConfig(
+            model=model, attention=attention, cache=cache, scheduler=scheduler, dtype=dtype, device=device,
+            page_size=page_size, max_prefill_tokens=max_prefill_tokens, **kwargs,
+        )  # fmt: skip
+        self.runtime: Runtime = build_runtime(self.config)
+        self.tokenizer = load_tokenizer(self.config.tokenizer or self.runtime.model_dir)
+
+    @property
+    def scheduler(self):  # noqa: ANN201 - the core scheduler, for tests and introspection
+        return self.runtime.scheduler
+
+    def generate(
+        self,
+        prompts: Prompt | Sequence[Prompt],
+        sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+        use_tqdm: bool = True,
+    ) -> list[RequestOutput]:
+        """Generate for one prompt or a list (text or token ids); results come back in input order."""
+        prompt_list = self._as_prompt_list(prompts)
+        if sampling_params is None:
+            sampling_params = SamplingParams()
+        if isinstance(sampling_params, SamplingParams):
+            params_list = [sampling_params] * len(prompt_list)
+        else:
+            params_list = list(sampling_params)
+            if len(params_list) != len(prompt_list):
+                raise ValueError(f"{len(prompt_list)} prompts but {len(params_list)} sampling params")
+        reqs = [self._make_request(p, sp) for p, sp in zip(prompt_list, params_list)]
+        return self._run(reqs, use_tqdm and len(reqs) > 1)
+
+    @staticmethod
+    def _as_prompt_list(prompts: Prompt | Sequence[Prompt]) -> list[Prompt]:
+        if isinstance(prompts, str):
+            return [prompts]
+        if isinstance(prompts, Sequence) and prompts and all(isinstance(t, int) for t in prompts):
+            return [prompts]  # a single prompt given as token ids
+        prompt_list = list(prompts)  # type: ignore[arg-type]
+        if not prompt_list:
+            raise ValueError("no prompts given")
+        return prompt_list
+
+    def _make_request(self, prompt: Prompt, params: SamplingParams) -> Req:
+        if isinstance(prompt, str):
+            if not prompt:
+                raise ValueError("prompt is empty")
+            ids = self.tokenizer.encode(prompt, add_special_tokens=True)
+            text: str | None = prompt
+        else:
+            ids, text = list(prompt), None
+        detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens)
+        return self.runtime.make_request(ids, params, user_data=_Pending(text, detok))
+
+    def _run(self, reqs: list[Req], show_progress: bool) -> list[RequestOutput]:
+        scheduler = self.runtime.scheduler
+        bar = tqdm(total=len(reqs), desc="generate", disable=not show_progress)
+        pending = set()
+        for req in reqs:
+            if req.max_new_tokens == 0:
+                req.finish_reason = FinishReason.LENGTH
+                continue
+            scheduler.add(req)
+            pending.add(req.rid)
+        bar.update(len(reqs) - len(pending))
+        try:
+            while pending:
+                if not scheduler.has_work():
+                    raise RuntimeError("scheduler went idle with requests unfinished (engine bug)")
+                for update in scheduler.step():
+                    req = update.req
+                    state: _Pending = req.user_data
+                    state.text += state.detok.add(update.new_token_ids)
+                    if state.detok.stopped and not req.finished:
+                        scheduler.abort(req)  # a stop string ended it
+                        req.finish_reason = FinishReason.STOP
+                    if req.finished and req.rid in pending:
+                        state.text += state.detok.flush()
+                        pending.discard(req.rid)
+                        bar.update(1)
+        except BaseException:
+            for req in reqs:
+                if not req.finished:
+                    scheduler.abort(req)
+            raise
+        finally:
+            bar.close()
+        return [self._output(req) for req in reqs]
+
+    @staticmethod
+    def _output(req: Req) -> RequestOutput:
+        state: _Pending = req.user_data
+        reason = req.finish_reason.value if req.finish_reason is not None else "length"
+        return RequestOutput(
+            prompt=state.prompt,
+            prompt_token_ids=req.prompt_ids,
+            text=state.text,
+            token_ids=list(req.output_ids),
+            finish_reason=reason,
+            num_cached_tokens=req.num_cached_tokens,
+        )
+
+
+class _Pending:
+    """Per-request state of the offline API while it generates."""
+
+    def __init__(self, prompt: str | None, detok: IncrementalDetokenizer) -> None:
+        self.prompt = prompt
+        self.detok = detok
+        self.text = ""

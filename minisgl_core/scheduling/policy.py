@@ -1,0 +1,101 @@
+"""The scheduler extension point: the *decisions* of scheduling.
+
+The core keeps the mechanics (KV allocation, the page table, batch tensors, running the model, overlap);
+a :class:`SchedulingPolicy` answers four questions each step, in the scheduling process (TP rank 0):
+
+* :meth:`~SchedulingPolicy.admission_order` - which waiting requests to consider admitting, in what order;
+* :meth:`~SchedulingPolicy.prefill_budget` - how many prompt tokens this step may prefill (chunked prefill);
+* :meth:`~SchedulingPolicy.should_prefill` - whether this step prefills or decodes;
+* :meth:`~SchedulingPolicy.choose_victim` - whom to retract when decoding runs out of KV memory.
+
+A retracted request goes back to the waiting queue with its output so far and is prefilled again later;
+no request is ever dropped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from minisgl_core.request import Req
+
+
+@dataclass(frozen=True)
+class SchedulerContext:
+    """What a scheduler factory is told about the engine."""
+
+    max_running_requests: int
+    max_prefill_tokens: int
+    page_size: int
+    kv_capacity_tokens: int
+
+
+class SchedulerView(Protocol):
+    """Read-only facts about the scheduler's state, handed to policy methods."""
+
+    @property
+    def waiting(self) -> Sequence[Req]: ...
+
+    @property
+    def running(self) -> Sequence[Req]:
+        """Admitted requests (decoding, or mid-prefill when a chunked prompt is being filled)."""
+
+    @property
+    def available_tokens(self) -> int:
+        """Free KV tokens plus what the prefix cache could evict."""
+
+    def prefix_match_len(self, req: Req) -> int:
+        """How many of ``req``'s tokens the prefix cache holds now (whole pages)."""
+
+
+class SchedulingPolicy(ABC):
+    """First-come-first-served decisions; subclass and override what your policy changes."""
+
+    def __init__(self, ctx: SchedulerContext) -> None:
+        self.ctx = ctx
+
+    def admission_order(self, view: SchedulerView) -> list[Req]:
+        """Waiting requests in the order the core should try to admit them.
+
+        The core admits from the front while KV memory, free request rows and the prefill budget allow, and
+        stops at the first request that does not fit (so a large request is not starved by small ones).
+        Default: submission order.
+        """
+        return sorted(view.waiting, key=lambda r: r.arrival)
+
+    def prefill_budget(self, view: SchedulerView) -> int:
+        """Prompt tokens this prefill step may compute (a longer prompt is split into chunks)."""
+        return self.ctx.max_prefill_tokens
+
+    def should_prefill(self, view: SchedulerView) -> bool:
+        """Whether this step should prefill (continue a chunked prompt or admit) rather than decode.
+
+        Called only when something waits or a prompt is mid-prefill. Default: prefill first, as long as a
+        request row is free or a chunked prompt is unfinished.
+        """
+        if any(r.in_prefill for r in view.running):
+            return True
+        return len(view.running) < self.ctx.max_running_requests
+
+    def decode_reserve(self, running: Sequence[Req]) -> int:
+        """KV tokens to keep free for the future decode of ``running`` when admitting more requests.
+
+        Too little causes retractions later, too much admits fewer requests. Default: half of what the
+        running requests may still generate.
+        """
+        return sum(r.remaining_new_tokens for r in running) // 2
+
+    def choose_victim(self, candidates: Sequence[Req], view: SchedulerView) -> Req:
+        """The request to retract when a decode step cannot get KV memory. Default: the latest arrival."""
+        return max(candidates, key=lambda r: r.arrival)
+
+
+class FCFSPolicy(SchedulingPolicy):
+    """``fcfs``: first come, first served with prefill priority and chunked prefill."""
+
+
+def create_fcfs(ctx: SchedulerContext) -> FCFSPolicy:
+    """Factory registered as the ``fcfs`` scheduler."""
+    return FCFSPolicy(ctx)

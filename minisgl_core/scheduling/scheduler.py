@@ -1,0 +1,239 @@
+"""The step loop: admit, plan, run, and read results one step late (overlap scheduling).
+
+Each :meth:`Scheduler.step` plans step ``n+1`` and launches it on the device *before* it reads the
+tokens of step ``n``, so the host never waits for the device while there is work. Decode steps take their
+input tokens from the device (the engine's ``last_token``), which is what makes planning ahead possible.
+With ``disable_overlap`` the results of a step are read right after it is launched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from minisgl_core.engine.batch import Phase
+from minisgl_core.engine.engine import Engine, StepOutput
+from minisgl_core.engine.plan import StepPlan
+from minisgl_core.engine.sampler import SamplingBatch
+from minisgl_core.request import FinishReason, Req
+from minisgl_core.scheduling.kv_manager import KVManager, pages_for
+from minisgl_core.scheduling.policy import SchedulingPolicy
+
+logger = logging.getLogger("minisgl.scheduler")
+
+
+@dataclass
+class ReqUpdate:
+    """New output of one request after a step."""
+
+    req: Req
+    new_token_ids: list[int]
+    finish_reason: FinishReason | None
+
+
+@dataclass
+class _InFlight:
+    plan: StepPlan
+    reqs: list[Req]
+    sampled: list[Req]
+    output: StepOutput
+
+
+class Scheduler:
+    """Waiting and running queues over one :class:`Engine` (rank 0 of a TP group)."""
+
+    def __init__(self, engine: Engine, kv: KVManager, policy: SchedulingPolicy, overlap: bool) -> None:
+        self.engine = engine
+        self.kv = kv
+        self.policy = policy
+        self.overlap = overlap
+        self.waiting: list[Req] = []
+        self.running: list[Req] = []
+        self._in_flight: _InFlight | None = None
+        self._drained: list[ReqUpdate] = []
+        self.num_retractions = 0
+
+    # -- the policy's view ----------------------------------------------------------------------------
+
+    @property
+    def available_tokens(self) -> int:
+        return self.kv.available_tokens
+
+    def prefix_match_len(self, req: Req) -> int:
+        return self.kv.cache.match_prefix(req.all_ids[: req.fill_len - 1]).length
+
+    # -- requests -------------------------------------------------------------------------------------
+
+    def add(self, req: Req) -> None:
+        self.waiting.append(req)
+
+    def abort(self, req: Req) -> None:
+        """Stop ``req`` now and free everything it holds (a step in flight may still compute for it)."""
+        if req.finished:
+            return
+        req.finish_reason = FinishReason.ABORT
+        if req in self.waiting:
+            self.waiting.remove(req)
+        if req in self.running:
+            self.running.remove(req)
+            self.kv.release(req)
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running or self._in_flight)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def step(self) -> list[ReqUpdate]:
+        """Plan and launch one step, and return the outputs of the step before it (or of this one when
+        overlap is off)."""
+        plan_and_reqs = self._schedule()
+        launched = None
+        if plan_and_reqs is not None:
+            plan, reqs, sampled = plan_and_reqs
+            launched = _InFlight(plan, reqs, sampled, self.engine.run(plan))
+        updates, self._drained = self._drained, []
+        if self._in_flight is not None:
+            updates += self._process(self._in_flight)
+        self._in_flight = launched
+        if not self.overlap and self._in_flight is not None:
+            updates += self._process(self._in_flight)
+            self._in_flight = None
+        return updates
+
+    def _drain(self) -> None:
+        """Read the step in flight now (needed before retracting, which rewinds requests)."""
+        if self._in_flight is not None:
+            self._drained += self._process(self._in_flight)
+            self._in_flight = None
+
+    def _process(self, flight: _InFlight) -> list[ReqUpdate]:
+        tokens = flight.output.tokens()
+        updates = []
+        for req, token in zip(flight.sampled, tokens):
+            if req.finished:  # finished (or aborted) while this step was in flight
+                continue
+            req.output_ids.append(token)
+            reason = req.check_stop(token)
+            if reason is not None:
+                req.finish_reason = reason
+                self.running.remove(req)
+                self.kv.release(req)
+            updates.append(ReqUpdate(req, [token], reason))
+        return updates
+
+    # -- planning ---------------------------------------------------------------------------------------
+
+    def _schedule(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
+        has_prefill = bool(self.waiting) or any(r.in_prefill for r in self.running)
+        if has_prefill and self.policy.should_prefill(self):
+            planned = self._plan_prefill()
+            if planned is not None:
+                return planned
+        return self._plan_decode()
+
+    def _plan_prefill(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
+        budget = self.policy.prefill_budget(self)
+        ps = self.kv.page_size
+        chunks: list[tuple[Req, int]] = []
+        for req in [r for r in self.running if r.in_prefill]:  # unfinished chunked prompts first
+            n = min(req.fill_len - req.kv_len, budget)
+            if n <= 0 or not self.kv.ensure_free_pages(pages_for(req.kv_len, req.kv_len + n, ps)):
+                break
+            chunks.append((req, n))
+            budget -= n
+        prefix_writes: list[tuple[int, torch.Tensor]] = []
+        for req in self.policy.admission_order(self):
+            if budget <= 0 or len(self.running) >= self.policy.ctx.max_running_requests:
+                break
+            n = self._try_admit(req, budget)
+            if n is None:
+                break
+            if req.cached_len:
+                prefix_writes.append((req.row, self.kv.table.slots(req.row, req.cached_len)))
+            chunks.append((req, n))
+            budget -= n
+        if not chunks:
+            return None
+        slots, ids = [], []
+        for req, n in chunks:
+            start = req.kv_len
+            slots.append(self.kv.extend(req, n))
+            ids.extend(req.all_ids[start : start + n])
+        reqs = [r for r, _ in chunks]
+        sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
+        plan = self._make_plan(Phase.PREFILL, reqs, [n for _, n in chunks], torch.cat(slots), sampled_idx)
+        plan.input_ids = torch.tensor(ids, dtype=torch.int64)
+        plan.table_writes = prefix_writes
+        return plan, reqs, [reqs[i] for i in sampled_idx]
+
+    def _try_admit(self, req: Req, budget: int) -> int | None:
+        """Admit ``req`` when its whole remaining prompt (plus the policy's decode reserve, unless nothing
+        else runs) fits in KV memory; return the size of its first chunk, or None."""
+        ps = self.kv.page_size
+        cache = self.kv.cache
+        match = cache.match_prefix(req.all_ids[: req.fill_len - 1])
+        cache.lock(match.handle)
+        need_pages = pages_for(match.length, req.fill_len, ps)
+        reserve_pages = -(-self.policy.decode_reserve([*self.running, req]) // ps) if self.running else 0
+        chunk = min(req.fill_len - match.length, budget)
+        available_pages = self.kv.allocator.num_free_pages + cache.evictable_tokens // ps
+        if available_pages < need_pages + reserve_pages or not self.kv.ensure_free_pages(
+            pages_for(match.length, match.length + chunk, ps)
+        ):
+            cache.unlock(match.handle)
+            return None
+        self.waiting.remove(req)
+        self.running.append(req)
+        self.kv.admit(req, match.length, match.slots, match.handle)
+        if req.num_retractions == 0:
+            req.num_cached_tokens = match.length
+        return chunk
+
+    def _plan_decode(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
+        reqs = [r for r in self.running if not r.in_prefill and r.can_sample]
+        while reqs and not self.kv.ensure_free_pages(self.kv.decode_pages_needed(reqs)):
+            if self._in_flight is not None:  # results may free memory, and retraction needs them anyway
+                self._drain()
+                return self._schedule()
+            self._retract(self.policy.choose_victim(self.running, self))
+            reqs = [r for r in self.running if not r.in_prefill and r.can_sample]
+        if not reqs:
+            return None
+        slots = self.kv.extend_decode(reqs)
+        plan = self._make_plan(Phase.DECODE, reqs, [1] * len(reqs), slots, list(range(len(reqs))))
+        return plan, reqs, reqs
+
+    def _retract(self, req: Req) -> None:
+        """Send ``req`` back to the waiting queue; it will prefill its prompt and output so far again."""
+        self.running.remove(req)
+        self.kv.release(req)
+        req.fill_len = len(req.all_ids)
+        req.num_sampled = len(req.output_ids)
+        req.num_retractions += 1
+        self.num_retractions += 1
+        self.waiting.append(req)
+        logger.info("retracted request %s (%d tokens) to free KV memory", req.rid, req.fill_len)
+
+    def _make_plan(
+        self, phase: Phase, reqs: list[Req], q_lens: list[int], slots: torch.Tensor, sample: list[int]
+    ) -> StepPlan:
+        sampled = [reqs[i] for i in sample]
+        sampling = SamplingBatch.build([r.params for r in sampled], [r.num_sampled for r in sampled])
+        for r in sampled:
+            r.num_sampled += 1
+        return StepPlan(
+            phase=phase,
+            rows=[r.row for r in reqs],  # type: ignore[misc]
+            q_lens=q_lens,
+            kv_lens=[r.kv_len for r in reqs],
+            out_slots=slots,
+            sample=sample,
+            sampling=sampling,
+        )
+
+    def check_memory(self) -> None:
+        """Assert the KV accounting invariant (tests)."""
+        self.kv.check(self.running)
+

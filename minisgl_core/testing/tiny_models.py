@@ -1,0 +1,87 @@
+"""Tiny random Hugging Face models and an offline byte-level tokenizer, written to a folder.
+
+They let tests (and the ``demo`` model) run the real loading path - ``config.json``, safetensors,
+``tokenizer.json`` - without any download, and compare minisgl token for token with ``transformers``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    "qwen3": dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=1024, tie_word_embeddings=True,
+    ),
+    "llama": dict(
+        hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=False,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    ),
+}  # fmt: skip
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer (256 byte tokens + ChatML specials) built offline, as a transformers
+    ``PreTrainedTokenizerFast`` with a chat template. Every UTF-8 string round-trips."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    for tok in SPECIAL_TOKENS:
+        vocab[tok] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
+    )
+    fast.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def save_tiny_model(
+    path: str | Path, arch: str = "qwen3", seed: int = 0, init_std: float = 0.3, **overrides: Any
+):
+    """Write a random ``arch`` ("qwen3" or "llama") model in float32 plus the byte tokenizer to ``path``;
+    returns the transformers model (for reference outputs).
+
+    ``init_std`` is large on purpose: it makes logits decisive, so greedy comparisons are not decided by
+    rounding noise between implementations.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+
+    path = Path(path)
+    tokenizer = byte_tokenizer()
+    params = dict(TINY_CONFIGS[arch])
+    params.update(vocab_size=len(tokenizer), eos_token_id=None, bos_token_id=None, pad_token_id=None)
+    params.update(overrides)
+    config_cls = {"qwen3": Qwen3Config, "llama": LlamaConfig}[arch]
+    config = config_cls(**params)
+    config.architectures = [{"qwen3": "Qwen3ForCausalLM", "llama": "LlamaForCausalLM"}[arch]]
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, init_std)
+    model.eval()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return model

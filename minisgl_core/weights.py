@@ -1,0 +1,112 @@
+"""Finding a model's files and streaming its weights (safetensors, local or from the hub, or dummy)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "tokenizer*"]
+
+
+def resolve_model_dir(model: str, *, need_weights: bool = True, revision: str | None = None) -> Path:
+    """Return a local folder holding ``model``: the path itself, or a snapshot of a hub repo.
+
+    Raises ``ValueError`` with a clear message when the path does not exist and the hub cannot supply it.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ValueError(f"model path {model!r} is not a directory")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
+        raise ValueError(f"{model!r} is not a local folder and huggingface_hub is not installed") from exc
+    patterns = CONFIG_PATTERNS + (["*.safetensors"] if need_weights else [])
+    try:
+        return Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, gated, ...
+        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+        hint = " (HF_HUB_OFFLINE is set)" if offline else ""
+        raise ValueError(
+            f"model {model!r} is not a local folder and could not be fetched from the Hugging Face hub{hint}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def safetensors_files(model_dir: Path) -> list[Path]:
+    """The checkpoint files of ``model_dir``: those named by ``model.safetensors.index.json``, else all."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = [model_dir / n for n in names]
+    else:
+        files = sorted(model_dir.glob("*.safetensors"))
+    missing = [f for f in files if not f.is_file()]
+    if not files or missing:
+        raise ValueError(f"no complete safetensors checkpoint in {model_dir} (missing: {missing or '*.safetensors'})")
+    return files
+
+
+def iter_safetensors(model_dir: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(name, tensor)`` for every tensor of the checkpoint, one file at a time (host memory)."""
+    from safetensors import safe_open
+
+    for file in safetensors_files(model_dir):
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
+                yield name, f.get_tensor(name)
+
+
+def load_by_name(
+    model: nn.Module,
+    weights: Iterable[tuple[str, torch.Tensor]],
+    stacked: Mapping[str, tuple[str, object]] | None = None,
+    skip: Iterable[str] = (),
+) -> None:
+    """Load Hugging Face-named ``weights`` into ``model``'s parameters.
+
+    ``stacked`` maps a checkpoint name fragment to ``(fused fragment, shard id)``, e.g.
+    ``{".q_proj.": (".qkv_proj.", "q"), ".gate_proj.": (".gate_up_proj.", 0)}``. Names containing any of
+    ``skip`` are ignored. Raises ``ValueError`` for unknown names and for parameters left unloaded.
+    """
+    params = dict(model.named_parameters())
+    stacked = stacked or {}
+    skip = tuple(skip)
+    loaded: set[str] = set()
+    for name, tensor in weights:
+        if any(s in name for s in skip):
+            continue
+        shard_id: object = None
+        target = name
+        for fragment, (fused, shard) in stacked.items():
+            if fragment in name:
+                target, shard_id = name.replace(fragment, fused), shard
+                break
+        param = params.get(target)
+        if param is None:
+            raise ValueError(f"checkpoint tensor {name!r} has no matching parameter in {type(model).__name__}")
+        loader = getattr(param, "weight_loader", None)
+        if loader is None:
+            from minisgl_core.layers.linear import default_weight_loader as loader
+        loader(param, tensor.to(param.dtype), shard_id)
+        loaded.add(target)
+    missing = sorted(set(params) - loaded)
+    if missing:
+        raise ValueError(f"checkpoint has no weights for: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+
+
+def fill_dummy(model: nn.Module, seed: int = 0) -> None:
+    """Give every parameter small random values (``--load-format dummy``): real shapes, no files read."""
+    generators: dict[torch.device, torch.Generator] = {}
+    with torch.no_grad():
+        for _, param in sorted(model.named_parameters()):
+            gen = generators.get(param.device)
+            if gen is None:
+                gen = generators[param.device] = torch.Generator(device=param.device).manual_seed(seed)
+            param.uniform_(-1e-2, 1e-2, generator=gen)
