@@ -84,7 +84,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    kinds = {ATTENTION: "attention backends", CACHE: "cache policies", SCHEDULER: "schedulers", "model": "models"}
+    kinds = {
+        ATTENTION: "attention backends",
+        CACHE: "cache policies",
+        SCHEDULER: "schedulers",
+        "model": "models",
+    }
     for info in loaded_plugins():
         print(f"{info.name}  ({info.distribution} {info.version})")
         for kind, label in kinds.items():

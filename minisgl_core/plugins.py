@@ -186,9 +186,7 @@ def _add_plugin(plugin: Any, name: str, distribution: str, version: str) -> None
     except Exception as exc:  # noqa: BLE001 - e.g. a hookimpl with an unknown argument
         _record_failure(distribution, exc)
         return
-    unknown = [
-        attr for attr in dir(plugin) if attr.startswith("minisgl_") and not hasattr(_state.pm.hook, attr)
-    ]
+    unknown = [attr for attr in dir(plugin) if attr.startswith("minisgl_") and not hasattr(_state.pm.hook, attr)]
     if unknown:
         logger.warning("minisgl plugin %r defines unknown hooks (misspelled?): %s", name, ", ".join(unknown))
     info = PluginInfo(name=name, distribution=distribution, version=version)

@@ -108,16 +108,22 @@ def build_runtime(config: EngineConfig, tp: TPInfo | None = None) -> Runtime:
             capacity, max_model_len, capacity,
         )  # fmt: skip
         max_model_len = capacity
-    cache = REGISTRIES[CACHE].get(config.cache).create(
-        CacheContext(page_size=config.page_size, num_pages=engine.num_pages, device=engine.device)
+    cache = (
+        REGISTRIES[CACHE]
+        .get(config.cache)
+        .create(CacheContext(page_size=config.page_size, num_pages=engine.num_pages, device=engine.device))
     )
     kv = KVManager(allocator, engine.page_table, cache, config.page_size)
-    policy = REGISTRIES[SCHEDULER].get(config.scheduler).create(
-        SchedulerContext(
-            max_running_requests=config.max_running_requests,
-            max_prefill_tokens=config.max_prefill_tokens,
-            page_size=config.page_size,
-            kv_capacity_tokens=capacity,
+    policy = (
+        REGISTRIES[SCHEDULER]
+        .get(config.scheduler)
+        .create(
+            SchedulerContext(
+                max_running_requests=config.max_running_requests,
+                max_prefill_tokens=config.max_prefill_tokens,
+                page_size=config.page_size,
+                kv_capacity_tokens=capacity,
+            )
         )
     )
     overlap = not config.disable_overlap

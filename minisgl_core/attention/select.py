@@ -26,9 +26,7 @@ def resolve_name(name: str, device: torch.device, model_config: ModelConfig) -> 
     pm = plugin_manager()
     if name == "auto":
         available = backends_for_device(device)
-        choice = pm.hook.minisgl_choose_attention_backend(
-            device=device, model_config=model_config, available=available
-        )
+        choice = pm.hook.minisgl_choose_attention_backend(device=device, model_config=model_config, available=available)
         if choice is None:
             logger.info("attention 'auto': no plugin offered a backend for %s; using %r", device, FALLBACK)
             return FALLBACK

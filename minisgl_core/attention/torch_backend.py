@@ -78,7 +78,12 @@ class TorchAttention(AttentionBackend):
             q_pos = torch.arange(kv_len - q_len, kv_len, device=q.device)
             mask = torch.arange(kv_len, device=q.device)[None, :] <= q_pos[:, None]
             oi = F.scaled_dot_product_attention(
-                qi, ki, vi, attn_mask=mask, scale=layer.scale, enable_gqa=layer.num_kv_heads != layer.num_heads
+                qi,
+                ki,
+                vi,
+                attn_mask=mask,
+                scale=layer.scale,
+                enable_gqa=layer.num_kv_heads != layer.num_heads,
             )
             out[start : start + q_len] = oi.transpose(0, 1)
             start += q_len

@@ -18,7 +18,11 @@ def minisgl_register_attention_backends(register) -> None:
 
 @hookimpl
 def minisgl_register_cache_policies(register) -> None:
-    register("radix", "minisgl_core.cache.radix:RadixCache", description="prefix sharing with a radix tree, LRU eviction")
+    register(
+        "radix",
+        "minisgl_core.cache.radix:RadixCache",
+        description="prefix sharing with a radix tree, LRU eviction",
+    )
     register("naive", "minisgl_core.cache.naive:NaiveCache", description="no prefix sharing")
 
 

@@ -143,7 +143,9 @@ class Engine:
             token_rows = rows
         else:
             token_rows = torch.repeat_interleave(rows, q_lens.to(torch.int64))
-            offsets = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(cu_q[:-1], q_lens).to(torch.int64)
+            offsets = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(cu_q[:-1], q_lens).to(
+                torch.int64
+            )
             positions = torch.repeat_interleave(kv_lens - q_lens, q_lens).to(torch.int64) + offsets
         sample_indices = (cu_q[1:][torch.tensor(plan.sample, dtype=torch.int64)] - 1).to(torch.int64)
         host = [positions, plan.out_slots, rows, q_lens, kv_lens, cu_q, cu_kv, sample_indices, token_rows]

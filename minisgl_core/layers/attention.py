@@ -30,9 +30,7 @@ class AttentionLayer(nn.Module):
         self.head_dim = head_dim
         self.scale = scale if scale is not None else head_dim**-0.5
 
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
-    ) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         if batch.attn is None:
             raise RuntimeError("ForwardBatch.attn is not set: the engine must pick a backend before forward")
         return batch.attn.forward(q, k, v, self, batch)

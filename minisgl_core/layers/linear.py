@@ -81,9 +81,7 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
 class QKVParallelLinear(ColumnParallelLinear):
     """The q, k and v projections in one matmul; each rank holds its q heads and the kv heads they use."""
 
-    def __init__(
-        self, hidden_size: int, head_dim: int, num_heads: int, num_kv_heads: int, bias: bool = False
-    ) -> None:
+    def __init__(self, hidden_size: int, head_dim: int, num_heads: int, num_kv_heads: int, bias: bool = False) -> None:
         tp = get_tp()
         self.head_dim = head_dim
         self.num_heads = _divide(num_heads, tp.size, "attention heads")

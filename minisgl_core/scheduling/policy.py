@@ -14,7 +14,6 @@ no request is ever dropped.
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -50,7 +49,7 @@ class SchedulerView(Protocol):
         """How many of ``req``'s tokens the prefix cache holds now (whole pages)."""
 
 
-class SchedulingPolicy(ABC):
+class SchedulingPolicy:
     """First-come-first-served decisions; subclass and override what your policy changes."""
 
     def __init__(self, ctx: SchedulerContext) -> None:

@@ -236,4 +236,3 @@ class Scheduler:
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""
         self.kv.check(self.running)
-

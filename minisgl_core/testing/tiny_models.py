@@ -53,9 +53,7 @@ def byte_tokenizer():
     return fast
 
 
-def save_tiny_model(
-    path: str | Path, arch: str = "qwen3", seed: int = 0, init_std: float = 0.3, **overrides: Any
-):
+def save_tiny_model(path: str | Path, arch: str = "qwen3", seed: int = 0, init_std: float = 0.3, **overrides: Any):
     """Write a random ``arch`` ("qwen3" or "llama") model in float32 plus the byte tokenizer to ``path``;
     returns the transformers model (for reference outputs).
 
