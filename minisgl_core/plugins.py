@@ -146,7 +146,8 @@ def _distribution_version(dist: str) -> str:
 def _load_entry_points() -> None:
     allow = set(_split_env("MINISGL_PLUGINS")) if "MINISGL_PLUGINS" in os.environ else None
     seen: set[tuple[str, str]] = set()
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for ep in sorted(entry_points, key=lambda e: (e.dist.name if e.dist else "", e.name)):  # stable order
         dist_name = ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
         key = (dist_name.lower().replace("_", "-"), ep.name)
         if key in seen:  # the same distribution found twice (editable install, duplicated path)
@@ -186,7 +187,7 @@ def _add_plugin(plugin: Any, name: str, distribution: str, version: str) -> None
     except Exception as exc:  # noqa: BLE001 - e.g. a hookimpl with an unknown argument
         _record_failure(distribution, exc)
         return
-    unknown = [attr for attr in dir(plugin) if attr.startswith("minisgl_") and not hasattr(_state.pm.hook, attr)]
+    unknown = [attr for attr in dir(plugin) if attr.startswith("minisgl_") and not hasattr(hookspecs, attr)]
     if unknown:
         logger.warning("minisgl plugin %r defines unknown hooks (misspelled?): %s", name, ", ".join(unknown))
     info = PluginInfo(name=name, distribution=distribution, version=version)

@@ -104,16 +104,20 @@ class Registry:
                 del self._conflicts[key]
 
     def names(self) -> list[str]:
+        _ensure_plugins_loaded()
         return sorted(self._entries)
 
     def __contains__(self, key: str) -> bool:
+        _ensure_plugins_loaded()
         return self._owner(key) is not None
 
     def __iter__(self) -> Iterator[Entry]:
+        _ensure_plugins_loaded()
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
 
     def get(self, key: str) -> Entry:
         """Return the entry for ``key`` or raise ``ValueError`` listing what is available."""
+        _ensure_plugins_loaded()
         if key in self._conflicts:
             raise PluginConflictError(self._conflict_message(key))
         entry = self._owner(key)
@@ -129,6 +133,12 @@ class Registry:
             message += f" Plugins that failed to load: {listed}."
         message += " Run `minisgl plugins` to see what is installed."
         raise ValueError(message)
+
+
+def _ensure_plugins_loaded() -> None:
+    from minisgl_core.plugins import load_plugins  # late: plugins imports this module
+
+    load_plugins()
 
 
 ATTENTION = "attention"

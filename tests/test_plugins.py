@@ -1,0 +1,210 @@
+"""The plugin system: selection by name, guarded loading, conflicts, allow-list, listing, spawned workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from minisgl_core import LLM, SamplingParams, hookimpl
+from minisgl_core.cache.naive import NaiveCache
+from minisgl_core.plugins import register_plugin, unregister_plugin
+from minisgl_core.registry import CACHE, REGISTRIES, SCHEDULER, PluginConflictError
+from minisgl_core.scheduling.policy import SchedulingPolicy
+
+
+class CountingCache(NaiveCache):
+    """A test policy: no sharing, but it counts the sequences offered to it."""
+
+    inserted = 0
+
+    def insert(self, token_ids, slots):  # noqa: ANN001, ANN201
+        CountingCache.inserted += 1
+        return super().insert(token_ids, slots)
+
+
+class ShortestFirst(SchedulingPolicy):
+    def admission_order(self, view):  # noqa: ANN001, ANN201
+        return sorted(view.waiting, key=lambda r: (len(r.prompt_ids), r.arrival))
+
+
+class InlinePlugin:
+    @hookimpl
+    def minisgl_register_cache_policies(self, register):  # noqa: ANN001, ANN201
+        register("test-counting", CountingCache, description="test")
+
+    @hookimpl
+    def minisgl_register_schedulers(self, register):  # noqa: ANN001, ANN201
+        register("test-shortest", ShortestFirst)
+
+
+@pytest.fixture
+def inline_plugin():
+    name = register_plugin(InlinePlugin(), name="inline-test")
+    yield name
+    unregister_plugin(name)
+
+
+def test_unregistered_plugin_is_selectable_by_name(inline_plugin, tiny_qwen3) -> None:
+    llm = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", cache="test-counting", scheduler="test-shortest")
+    before = CountingCache.inserted
+    outs = llm.generate([[1, 2, 3], [4, 5]], SamplingParams(temperature=0, max_tokens=4, ignore_eos=True))
+    assert [o.token_ids for o in outs] == [tiny_qwen3.greedy([1, 2, 3], 4), tiny_qwen3.greedy([4, 5], 4)]
+    assert CountingCache.inserted == before + 2
+    assert type(llm.scheduler.policy) is ShortestFirst
+
+
+def test_unregister_removes_the_names(inline_plugin) -> None:
+    assert "test-counting" in REGISTRIES[CACHE]
+    unregister_plugin(inline_plugin)
+    assert "test-counting" not in REGISTRIES[CACHE]
+    assert "test-shortest" not in REGISTRIES[SCHEDULER]
+
+
+def test_same_distribution_may_reregister_but_another_conflicts(inline_plugin) -> None:
+    class Clash:
+        @hookimpl
+        def minisgl_register_cache_policies(self, register):  # noqa: ANN001, ANN201
+            register("test-counting", NaiveCache)
+
+    register_plugin(Clash(), name="clash", distribution="other-dist")
+    try:
+        with pytest.raises(PluginConflictError, match="'inline-test' and 'other-dist'"):
+            REGISTRIES[CACHE].get("test-counting")
+        assert isinstance(PluginConflictError("x"), ValueError)
+    finally:
+        unregister_plugin("clash")
+    assert REGISTRIES[CACHE].get("test-counting").factory is CountingCache
+
+
+def test_failing_register_hook_is_isolated(caplog) -> None:
+    class Broken:
+        @hookimpl
+        def minisgl_register_schedulers(self, register):  # noqa: ANN001, ANN201
+            register("test-half", SchedulingPolicy)
+            raise RuntimeError("boom in register")
+
+    register_plugin(Broken(), name="broken-register")
+    try:
+        assert "test-half" not in REGISTRIES[SCHEDULER]  # rolled back
+        assert "fcfs" in REGISTRIES[SCHEDULER]
+        with pytest.raises(ValueError, match="failed to load: broken-register: RuntimeError: boom in register"):
+            REGISTRIES[SCHEDULER].get("nope")
+    finally:
+        unregister_plugin("broken-register")
+
+
+# -- real entry points of fake installed distributions, exercised in fresh processes ---------------------
+
+
+def make_distribution(site: Path, dist: str, module: str, source: str) -> None:
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[minisgl]\n{module} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+GOOD_CACHE = """
+    from minisgl_core import hookimpl
+
+    @hookimpl
+    def minisgl_register_cache_policies(register):
+        register("shared-name", "minisgl_core.cache.naive:NaiveCache")
+"""
+
+
+@pytest.fixture
+def fake_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    make_distribution(site, "minisgl-broken", "broken_plugin", "raise ImportError('needs a missing library')\n")
+    make_distribution(site, "minisgl-alpha", "alpha_plugin", GOOD_CACHE)
+    make_distribution(site, "minisgl-beta", "beta_plugin", GOOD_CACHE)
+    return site
+
+
+def run_minisgl(site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "minisgl_core", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
+
+
+def test_minisgl_plugins_lists_plugins_conflicts_and_failures(fake_site: Path) -> None:
+    result = run_minisgl(fake_site, "plugins")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "builtin  (minisgl-core" in out and "attention backends: torch" in out
+    assert "qwen3  (minisgl-core" in out and "models: Qwen3ForCausalLM" in out
+    assert "models: LlamaForCausalLM" in out
+    assert "CONFLICT  cache policy 'shared-name' registered by: minisgl-alpha, minisgl-beta" in out
+    assert "minisgl-broken (broken_plugin): ImportError: needs a missing library" in out
+    assert "minisgl plugin 'minisgl-broken (broken_plugin)' failed to load" in result.stderr
+
+
+def test_unknown_name_error_lists_failures(fake_site: Path) -> None:
+    result = run_minisgl(fake_site, "generate", "--model", "demo", "--device", "cpu", "--cache", "nope")
+    assert result.returncode != 0
+    assert "invalid choice: 'nope'" in result.stderr and "naive" in result.stderr
+    code = (
+        "from minisgl_core.registry import REGISTRIES\n"
+        "try:\n    REGISTRIES['cache'].get('nope')\nexcept ValueError as e:\n    print(e)\n"
+        "try:\n    REGISTRIES['cache'].get('shared-name')\nexcept ValueError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(fake_site)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "Unknown cache policy 'nope'. Available: naive, radix, shared-name." in out
+    assert "minisgl-broken (broken_plugin): ImportError: needs a missing library" in out
+    assert "'minisgl-alpha' and 'minisgl-beta'" in out
+
+
+def test_allow_list_limits_loading(fake_site: Path) -> None:
+    result = run_minisgl(fake_site, "plugins", env={"MINISGL_PLUGINS": "qwen3,minisgl-alpha"})
+    assert "qwen3" in result.stdout and "alpha_plugin" in result.stdout
+    assert "llama" not in result.stdout and "beta_plugin" not in result.stdout and "CONFLICT" not in result.stdout
+    assert "failed" not in result.stdout
+
+
+def _registered_in_child(queue) -> None:  # noqa: ANN001
+    from minisgl_core.registry import REGISTRIES
+
+    from minisgl_core.plugins import failed_plugins
+
+    queue.put((sorted(REGISTRIES["scheduler"].names()), failed_plugins()))
+
+
+def test_spawned_workers_load_the_same_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "env_plugin.py").write_text(
+        "from minisgl_core import hookimpl\n"
+        "from minisgl_core.scheduling.policy import FCFSPolicy\n"
+        "@hookimpl\n"
+        "def minisgl_register_schedulers(register):\n"
+        "    register('from-env', FCFSPolicy)\n"
+    )
+    monkeypatch.setenv("MINISGL_PLUGIN_MODULES", "env_plugin")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned children inherit the parent's sys.path
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_registered_in_child, args=(queue,))
+    proc.start()
+    names = queue.get(timeout=60)
+    proc.join(timeout=30)
+    assert names == (["fcfs", "from-env"], [])
+
+
+def test_misspelled_hook_is_reported(caplog) -> None:
+    class Typo:
+        @hookimpl
+        def minisgl_register_cache_policy(self, register):  # noqa: ANN001, ANN201 - missing "ies"
+            pass
+
+    with caplog.at_level("WARNING", logger="minisgl.plugins"):
+        register_plugin(Typo(), name="typo")
+    unregister_plugin("typo")
+    assert "unknown hooks (misspelled?): minisgl_register_cache_policy" in caplog.text
