@@ -78,7 +78,7 @@ def load_by_name(
     params = dict(model.named_parameters())
     stacked = stacked or {}
     skip = tuple(skip)
-    loaded: set[str] = set()
+    loaded: set[tuple[str, object]] = set()
     for name, tensor in weights:
         if any(s in name for s in skip):
             continue
@@ -95,8 +95,12 @@ def load_by_name(
         if loader is None:
             from minisgl_core.layers.linear import default_weight_loader as loader
         loader(param, tensor.to(param.dtype), shard_id)
-        loaded.add(target)
-    missing = sorted(set(params) - loaded)
+        loaded.add((target, shard_id))
+    expected = set()
+    for pname in params:
+        shards = [shard for fused, shard in stacked.values() if fused in pname]
+        expected.update((pname, shard) for shard in shards or [None])
+    missing = sorted({name for name, _ in expected - loaded})
     if missing:
         raise ValueError(f"checkpoint has no weights for: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
 

@@ -136,14 +136,25 @@ class Scheduler:
     def _plan_prefill(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
         budget = self.policy.prefill_budget(self)
         ps = self.kv.page_size
-        chunks: list[tuple[Req, int]] = []
+        reqs: list[Req] = []
+        q_lens: list[int] = []
+        slots: list[torch.Tensor] = []
+        ids: list[int] = []
+        prefix_writes: list[tuple[int, torch.Tensor]] = []
+
+        def take(req: Req, n: int) -> None:  # allocate at once, so the next decision sees what is left
+            start = req.kv_len
+            slots.append(self.kv.extend(req, n))
+            ids.extend(req.all_ids[start : start + n])
+            reqs.append(req)
+            q_lens.append(n)
+
         for req in [r for r in self.running if r.in_prefill]:  # unfinished chunked prompts first
             n = min(req.fill_len - req.kv_len, budget)
             if n <= 0 or not self.kv.ensure_free_pages(pages_for(req.kv_len, req.kv_len + n, ps)):
                 break
-            chunks.append((req, n))
+            take(req, n)
             budget -= n
-        prefix_writes: list[tuple[int, torch.Tensor]] = []
         for req in self.policy.admission_order(self):
             if budget <= 0 or len(self.running) >= self.policy.ctx.max_running_requests:
                 break
@@ -152,18 +163,12 @@ class Scheduler:
                 break
             if req.cached_len:
                 prefix_writes.append((req.row, self.kv.table.slots(req.row, req.cached_len)))
-            chunks.append((req, n))
+            take(req, n)
             budget -= n
-        if not chunks:
+        if not reqs:
             return None
-        slots, ids = [], []
-        for req, n in chunks:
-            start = req.kv_len
-            slots.append(self.kv.extend(req, n))
-            ids.extend(req.all_ids[start : start + n])
-        reqs = [r for r, _ in chunks]
         sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
-        plan = self._make_plan(Phase.PREFILL, reqs, [n for _, n in chunks], torch.cat(slots), sampled_idx)
+        plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
         plan.table_writes = prefix_writes
         return plan, reqs, [reqs[i] for i in sampled_idx]
