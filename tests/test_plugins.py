@@ -172,9 +172,8 @@ def test_allow_list_limits_loading(fake_site: Path) -> None:
 
 
 def _registered_in_child(queue) -> None:  # noqa: ANN001
-    from minisgl_core.registry import REGISTRIES
-
     from minisgl_core.plugins import failed_plugins
+    from minisgl_core.registry import REGISTRIES
 
     queue.put((sorted(REGISTRIES["scheduler"].names()), failed_plugins()))
 

@@ -52,7 +52,8 @@ class CachePolicy(ABC):
     def lock(self, handle: Any) -> None:
         """Protect the prefix behind ``handle`` from eviction while a running request reads it.
 
-        Called once when a request is admitted with that match; ``None`` is a no-op.
+        Called right after :meth:`match_prefix` (nothing is evicted in between) when a request is admitted
+        with that match; ``None`` is a no-op.
         """
 
     @abstractmethod
@@ -64,8 +65,10 @@ class CachePolicy(ABC):
         """Offer a sequence's KV to the cache; ``len(token_ids) == len(slots)``, a multiple of the page size.
 
         Return ``n``, the number of leading tokens the cache did not take: it already held them (possibly in
-        other slots) or declines to keep them. The caller stays responsible for ``slots[:n]``; the cache
-        owns ``slots[n:]`` from now on and hands them back only through :meth:`evict`.
+        other slots) or declines to keep them. The cache owns ``slots[n:]`` from now on and hands them back
+        only through :meth:`evict`. The caller stays responsible for ``slots[:n]``: in practice it frees
+        ``slots[m:n]``, where ``m`` is the prefix it matched (and locked) at admission - those first ``m``
+        slots are the cache's own. Lengths must be whole pages (``ValueError`` otherwise).
         """
 
     @abstractmethod
