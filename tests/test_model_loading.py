@@ -13,7 +13,7 @@ from minisgl_core import LLM, SamplingParams
 from minisgl_core.layers.rotary import rope_inv_freq
 from minisgl_core.model_config import ModelConfig
 
-SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED_MODELS = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)
 
 
@@ -34,7 +34,7 @@ def test_rope_read_from_both_spellings() -> None:
     assert hub.head_dim == 4 and hub.num_kv_heads == 2
 
 
-@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="shared model configs not present")
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="benchmark model configs not present")
 def test_real_hub_configs_parse() -> None:
     llama = ModelConfig.from_dir(SHARED_MODELS / "llama-3.1-8b-instruct")
     assert llama.rope_scaling and llama.rope_scaling["rope_type"] == "llama3"
@@ -97,7 +97,7 @@ def test_dummy_load_format_reads_no_weights(tiny_qwen3, tmp_path: Path) -> None:
         LLM(str(config_only), device="cpu", attention="torch")
 
 
-@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="shared model configs not present")
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="benchmark model configs not present")
 def test_dummy_weights_on_a_real_config_shape(tmp_path: Path) -> None:
     """Llama 3.2 1B's real config (llama3 RoPE, tied embeddings, head_dim 64), shrunk to 1 layer."""
     config = json.loads((SHARED_MODELS / "llama-3.2-1b-instruct" / "config.json").read_text())
