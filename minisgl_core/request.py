@@ -9,6 +9,16 @@ from typing import Any
 from minisgl_core.sampling_params import SamplingParams
 
 
+@dataclass(frozen=True)
+class TokenLogprob:
+    """Log-probability of a sampled token (under the model's raw distribution) and the top alternatives."""
+
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]]
+    """``(token_id, logprob)`` of the ``SamplingParams.logprobs`` most likely tokens, most likely first."""
+
+
 class FinishReason(str, Enum):
     STOP = "stop"
     LENGTH = "length"

@@ -26,6 +26,14 @@ class SamplingParams:
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
     skip_special_tokens: bool = True
+    presence_penalty: float = 0.0
+    """Subtracted from the logit of every token already generated (OpenAI semantics)."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit once per time it was generated (OpenAI semantics)."""
+    repetition_penalty: float = 1.0
+    """Divides positive / multiplies negative logits of tokens in the prompt or output (> 1 discourages)."""
+    logprobs: int | None = None
+    """Return the log-probability of each sampled token and of this many most likely alternatives (0-20)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
@@ -38,6 +46,10 @@ class SamplingParams:
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
+    @property
+    def has_penalties(self) -> bool:
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0 or self.repetition_penalty != 1.0
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
         checks = [
@@ -48,6 +60,10 @@ class SamplingParams:
             (self.max_tokens >= 0, "max_tokens", "must be >= 0"),
             (all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings"),
             (all(t >= 0 for t in self.stop_token_ids), "stop_token_ids", "must be >= 0"),
+            (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty", "must be in [-2, 2]"),
+            (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty", "must be in [-2, 2]"),
+            (0.0 < self.repetition_penalty <= 10.0, "repetition_penalty", "must be in (0, 10]"),
+            (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs", "must be in [0, 20]"),
         ]
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")

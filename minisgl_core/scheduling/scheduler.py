@@ -17,7 +17,7 @@ from minisgl_core.engine.batch import Phase
 from minisgl_core.engine.engine import Engine, StepOutput
 from minisgl_core.engine.plan import StepPlan
 from minisgl_core.engine.sampler import SamplingBatch
-from minisgl_core.request import FinishReason, Req
+from minisgl_core.request import FinishReason, Req, TokenLogprob
 from minisgl_core.scheduling.kv_manager import KVManager, pages_for
 from minisgl_core.scheduling.policy import SchedulingPolicy
 
@@ -31,6 +31,8 @@ class ReqUpdate:
     req: Req
     new_token_ids: list[int]
     finish_reason: FinishReason | None
+    logprobs: list[TokenLogprob] | None = None
+    """One entry per new token when the request asked for ``logprobs``."""
 
 
 @dataclass
