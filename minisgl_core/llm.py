@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from minisgl_core.config import EngineConfig
 from minisgl_core.detokenizer import IncrementalDetokenizer
-from minisgl_core.request import FinishReason, Req
+from minisgl_core.request import FinishReason, Req, TokenLogprob
 from minisgl_core.runtime import Runtime, build_runtime
 from minisgl_core.sampling_params import SamplingParams
 from minisgl_core.tokenizer import load_tokenizer
@@ -30,6 +30,8 @@ class RequestOutput:
     """``"stop"`` (EOS, a stop token or a stop string) or ``"length"`` (``max_tokens`` or the context)."""
     num_cached_tokens: int = 0
     """Prompt tokens whose KV came from the prefix cache."""
+    logprobs: list[TokenLogprob] | None = None
+    """Per generated token, when ``SamplingParams.logprobs`` was set."""
 
 
 class LLM:
@@ -127,6 +129,8 @@ class LLM:
                     req = update.req
                     state: _Pending = req.user_data
                     state.text += state.detok.add(update.new_token_ids)
+                    if update.logprobs is not None:
+                        state.logprobs.extend(update.logprobs)
                     if state.detok.stopped and not req.finished:
                         scheduler.abort(req)  # a stop string ended it
                         req.finish_reason = FinishReason.STOP
@@ -154,6 +158,7 @@ class LLM:
             token_ids=list(req.output_ids),
             finish_reason=reason,
             num_cached_tokens=req.num_cached_tokens,
+            logprobs=state.logprobs if req.params.logprobs is not None else None,
         )
 
 
@@ -164,3 +169,4 @@ class _Pending:
         self.prompt = prompt
         self.detok = detok
         self.text = ""
+        self.logprobs: list[TokenLogprob] = []

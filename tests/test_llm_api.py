@@ -120,3 +120,21 @@ def test_demo_model_runs_out_of_the_box() -> None:
     assert len(out.token_ids) == 5
     again = llm.generate("Hello", SamplingParams(max_tokens=5, temperature=0.7, seed=1))[0]
     assert again.token_ids == out.token_ids  # seeded sampling is reproducible
+
+
+def test_logprobs_and_penalties_end_to_end(llm: LLM, tiny_qwen3) -> None:
+    prompt = [7, 7, 7, 9, 9, 9, 7, 7]
+    plain = llm.generate(prompt, SamplingParams(max_tokens=12, logprobs=3, **GREEDY))[0]
+    assert plain.token_ids == tiny_qwen3.greedy(prompt, 12)
+    assert len(plain.logprobs) == 12
+    for tok, lp in zip(plain.token_ids, plain.logprobs):
+        assert lp.token_id == tok and len(lp.top) == 3 and lp.top[0][0] == tok and lp.logprob <= 0
+        assert lp.top[0][1] >= lp.top[1][1] >= lp.top[2][1]
+    penalised = llm.generate(prompt, SamplingParams(max_tokens=12, repetition_penalty=5.0, **GREEDY))[0]
+    assert penalised.token_ids != plain.token_ids
+    freq = llm.generate(prompt, SamplingParams(max_tokens=12, frequency_penalty=2.0, **GREEDY))[0]
+    assert len(set(freq.token_ids)) >= len(set(plain.token_ids))
+    assert freq.token_ids != plain.token_ids
+    # a later request in the same row slot starts with clean statistics
+    again = llm.generate(prompt, SamplingParams(max_tokens=12, logprobs=3, **GREEDY))[0]
+    assert again.token_ids == plain.token_ids

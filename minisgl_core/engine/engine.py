@@ -16,7 +16,7 @@ from minisgl_core.distributed import TPInfo, get_tp, set_tp
 from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.sampler import Sampler
+from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult
 from minisgl_core.kv import KVPool, PageTable
 from minisgl_core.model_config import ModelConfig
 from minisgl_core.models import ModelContext
@@ -38,17 +38,16 @@ def resolve_device(requested: str | None, tp: TPInfo) -> torch.device:
 
 @dataclass
 class StepOutput:
-    """Tokens sampled by one step: on the device at once, on the host once :meth:`tokens` is called."""
+    """What one step sampled, copied to the host asynchronously; :meth:`wait` blocks until it is there."""
 
-    device_tokens: torch.Tensor
-    host_tokens: torch.Tensor
+    host: SampleResult
     event: torch.cuda.Event | None
 
-    def tokens(self) -> list[int]:
-        """Wait for the step to finish and return its sampled tokens (one per sampled request)."""
+    def wait(self) -> SampleResult:
+        """Wait for the step to finish and return its results as host tensors."""
         if self.event is not None:
             self.event.synchronize()
-        return self.host_tokens.tolist()
+        return self.host
 
 
 class Engine:
@@ -182,18 +181,38 @@ class Engine:
         batch = self.make_batch(plan)
         batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
         batch.attn.prepare(batch)
+        self._init_penalties(plan)
         logits = self.model(batch)
-        tokens = self.sampler.sample(logits, plan.sampling.to(self.device))
+        sampling = plan.sampling.to(self.device)
+        result = self.sampler.sample(logits, sampling)
         if plan.sample:
-            sample_rows = torch.tensor(plan.rows, dtype=torch.int64)[plan.sample]
-            self.last_token[self._to_device(sample_rows)] = tokens
-        return self._finish(tokens)
+            sample_rows = sampling.ints[:, 3]
+            self.last_token[sample_rows] = result.tokens
+            if self.sampler.penalties is not None:
+                self.sampler.penalties.record(sample_rows, result.tokens)
+        return self._finish(result)
 
-    def _finish(self, tokens: torch.Tensor) -> StepOutput:
+    def _init_penalties(self, plan: StepPlan) -> None:
+        if not plan.penalty_init:
+            return
+        if self.sampler.penalties is None:
+            self.sampler.penalties = PenaltyState(self.page_table.num_rows, self.model_config.vocab_size, self.device)
+        for row, prompt_ids, output_ids in plan.penalty_init:
+            self.sampler.penalties.reset(row, self._to_device(prompt_ids), self._to_device(output_ids))
+
+    def _finish(self, result: SampleResult) -> StepOutput:
         if self.device.type != "cuda":
-            return StepOutput(tokens, tokens, None)
-        host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
-        host.copy_(tokens, non_blocking=True)
+            return StepOutput(result, None)
+
+        def to_host(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            return host.copy_(t, non_blocking=True)
+
+        host = SampleResult(
+            to_host(result.tokens), to_host(result.logprobs), to_host(result.top_ids), to_host(result.top_logprobs)
+        )  # type: ignore[arg-type]
         event = torch.cuda.Event()
         event.record()
-        return StepOutput(tokens, host, event)
+        return StepOutput(host, event)

@@ -31,6 +31,8 @@ class StepPlan:
     sampling: SamplingBatch
     input_ids: torch.Tensor | None = None  # int64 [sum(q_lens)], prefill only
     table_writes: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    """``(row, prompt ids, output ids)`` of admitted requests with penalties: their statistics restart."""
     """``(row, slots)``: cached-prefix slots of newly admitted requests, written to the page table first."""
 
     @property

@@ -1,9 +1,10 @@
-"""Batched sampling on the device: greedy, temperature, top-k, top-p, min-p and per-request seeds.
+"""Batched sampling on the device: penalties, greedy, temperature, top-k, top-p, min-p, seeds, logprobs.
 
-There is no per-request Python loop: the host builds one :class:`SamplingBatch` per step (a few small
-tensors) and the sampler runs a fixed sequence of tensor ops. Requests without a seed draw their noise from
-one engine-wide generator; requests with a seed draw it from a counter-based hash of
-``(seed, output index, token id)``, so their output does not depend on what else is in the batch.
+There is no per-request Python loop: the host packs one :class:`SamplingBatch` per step (two small tensors
+moved in two copies) and the sampler runs a fixed sequence of tensor ops, skipping the stages no request in
+the batch needs. Requests without a seed draw their noise from one engine-wide generator; requests with a
+seed draw it from a counter-based hash of ``(seed, output index, token id)``, so their output does not
+depend on what else is in the batch.
 """
 
 from __future__ import annotations
@@ -16,50 +17,72 @@ import torch
 from minisgl_core.sampling_params import SamplingParams
 
 _MASK32 = 0xFFFFFFFF
+# columns of SamplingBatch.floats / SamplingBatch.ints
+_TEMP, _TOP_P, _MIN_P, _PRESENCE, _FREQUENCY, _REPETITION = range(6)
+_TOP_K, _SEED, _OUTPUT_INDEX, _ROW = range(4)
 
 
 @dataclass
 class SamplingBatch:
-    """Host-side sampling settings of the requests sampled in one step (one row per request)."""
+    """Sampling settings of the requests sampled in one step (one row per request), packed."""
 
-    temperatures: torch.Tensor  # float32 [S]; 0 means greedy
-    top_ks: torch.Tensor  # int64 [S]; <= 0 disables
-    top_ps: torch.Tensor  # float32 [S]
-    min_ps: torch.Tensor  # float32 [S]
-    seeds: torch.Tensor  # int64 [S]; -1 when the request has no seed
-    output_index: torch.Tensor  # int64 [S]; how many tokens the request generated before this one
+    floats: torch.Tensor  # float32 [S, 6]: temperature, top_p, min_p, presence, frequency, repetition
+    ints: torch.Tensor  # int64 [S, 4]: top_k (0 = off), seed (-1 = none), output index, page-table row
     all_greedy: bool
     needs_filter: bool
     any_seeded: bool
+    any_penalty: bool
+    logprobs: int
+    """Most top alternatives any row asked for; -1 when no row wants logprobs."""
 
     @classmethod
-    def build(cls, params: Sequence[SamplingParams], output_index: Sequence[int]) -> SamplingBatch:
-        temps = [p.temperature for p in params]
-        top_ks = [p.top_k if p.top_k > 0 else 0 for p in params]
-        top_ps = [p.top_p for p in params]
-        min_ps = [p.min_p for p in params]
-        seeds = [p.seed if p.seed is not None else -1 for p in params]
-        sampled = [t > 0 for t in temps]
+    def build(
+        cls, params: Sequence[SamplingParams], output_index: Sequence[int], rows: Sequence[int] | None = None
+    ) -> SamplingBatch:
+        rows = rows if rows is not None else [0] * len(params)
+        floats = [
+            (p.temperature, p.top_p, p.min_p, p.presence_penalty, p.frequency_penalty, p.repetition_penalty)
+            for p in params
+        ]
+        ints = [
+            (p.top_k if p.top_k > 0 else 0, p.seed if p.seed is not None else -1, i, r)
+            for p, i, r in zip(params, output_index, rows)
+        ]
+        sampled = [p.temperature > 0 for p in params]
         return cls(
-            temperatures=torch.tensor(temps, dtype=torch.float32),
-            top_ks=torch.tensor(top_ks, dtype=torch.int64),
-            top_ps=torch.tensor(top_ps, dtype=torch.float32),
-            min_ps=torch.tensor(min_ps, dtype=torch.float32),
-            seeds=torch.tensor(seeds, dtype=torch.int64),
-            output_index=torch.tensor(list(output_index), dtype=torch.int64),
+            floats=torch.tensor(floats, dtype=torch.float32).reshape(len(params), 6),
+            ints=torch.tensor(ints, dtype=torch.int64).reshape(len(params), 4),
             all_greedy=not any(sampled),
-            needs_filter=any(
-                s and (k > 0 or p < 1.0 or m > 0.0) for s, k, p, m in zip(sampled, top_ks, top_ps, min_ps)
-            ),
-            any_seeded=any(s and seed >= 0 for s, seed in zip(sampled, seeds)),
+            needs_filter=any(s and (p.top_k > 0 or p.top_p < 1.0 or p.min_p > 0.0) for s, p in zip(sampled, params)),
+            any_seeded=any(s and p.seed is not None for s, p in zip(sampled, params)),
+            any_penalty=any(p.has_penalties for p in params),
+            logprobs=max((p.logprobs for p in params if p.logprobs is not None), default=-1),
         )
 
     def to(self, device: torch.device) -> SamplingBatch:
-        move = lambda t: t.to(device, non_blocking=True)
+        if device.type == "cpu":
+            return self
+        move = lambda t: t.pin_memory().to(device, non_blocking=True)
         return SamplingBatch(
-            move(self.temperatures), move(self.top_ks), move(self.top_ps), move(self.min_ps),
-            move(self.seeds), move(self.output_index), self.all_greedy, self.needs_filter, self.any_seeded,
+            move(self.floats), move(self.ints), self.all_greedy, self.needs_filter, self.any_seeded,
+            self.any_penalty, self.logprobs,
         )  # fmt: skip
+
+    def col(self, index: int) -> torch.Tensor:
+        return self.floats[:, index]
+
+    def icol(self, index: int) -> torch.Tensor:
+        return self.ints[:, index]
+
+
+@dataclass
+class SampleResult:
+    """Tokens of one step, and (when asked) their logprobs and the top alternatives."""
+
+    tokens: torch.Tensor  # int64 [S]
+    logprobs: torch.Tensor | None = None  # float32 [S]
+    top_ids: torch.Tensor | None = None  # int64 [S, K]
+    top_logprobs: torch.Tensor | None = None  # float32 [S, K]
 
 
 def _hash32(x: torch.Tensor) -> torch.Tensor:
@@ -78,28 +101,73 @@ def seeded_uniform(seeds: torch.Tensor, output_index: torch.Tensor, vocab: int) 
     return ((bits >> 8).float() + 0.5) * (1.0 / (1 << 24))
 
 
+class PenaltyState:
+    """Per-request-row token statistics on the device for presence/frequency/repetition penalties.
+
+    Allocated on first use: ``counts[row, token]`` counts generated tokens, ``seen[row, token]`` marks
+    tokens of the prompt.
+    """
+
+    def __init__(self, num_rows: int, vocab: int, device: torch.device) -> None:
+        self.counts = torch.zeros((num_rows, vocab), dtype=torch.int32, device=device)
+        self.in_prompt = torch.zeros((num_rows, vocab), dtype=torch.bool, device=device)
+
+    def reset(self, row: int, prompt_ids: torch.Tensor, output_ids: torch.Tensor) -> None:
+        """Start ``row`` over for a request with these prompt and output tokens (device tensors)."""
+        self.counts[row].zero_()
+        self.counts[row].index_add_(0, output_ids, torch.ones_like(output_ids, dtype=torch.int32))
+        self.in_prompt[row].zero_()
+        self.in_prompt[row, prompt_ids] = True
+
+    def record(self, rows: torch.Tensor, tokens: torch.Tensor) -> None:
+        self.counts.index_put_((rows, tokens), torch.ones_like(tokens, dtype=torch.int32), accumulate=True)
+
+    def apply(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        rows = batch.icol(_ROW)
+        counts = self.counts[rows]
+        seen = (counts > 0) | self.in_prompt[rows]
+        rep = batch.col(_REPETITION)[:, None]
+        logits = torch.where(seen, torch.where(logits > 0, logits / rep, logits * rep), logits)
+        logits = logits - batch.col(_FREQUENCY)[:, None] * counts
+        return logits - batch.col(_PRESENCE)[:, None] * (counts > 0)
+
+
 class Sampler:
     """Turns logits into next tokens for one step."""
 
     def __init__(self, device: torch.device, seed: int) -> None:
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.penalties: PenaltyState | None = None
 
-    def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+    def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> SampleResult:
         """``logits`` ``[S, vocab]`` -> next token ids ``[S]`` (int64, on the logits' device)."""
         logits = logits.float()
-        greedy_tokens = logits.argmax(dim=-1)
-        if batch.all_greedy:
-            return greedy_tokens
-        greedy = batch.temperatures <= 0
-        temps = torch.where(greedy, torch.ones_like(batch.temperatures), batch.temperatures)
+        raw = logits
+        if batch.any_penalty and self.penalties is not None:
+            logits = self.penalties.apply(logits, batch)
+        tokens = logits.argmax(dim=-1)
+        if not batch.all_greedy:
+            tokens = self._sample(logits, tokens, batch)
+        result = SampleResult(tokens)
+        if batch.logprobs >= 0:
+            logprobs = raw.log_softmax(dim=-1)
+            result.logprobs = logprobs.gather(1, tokens[:, None])[:, 0]
+            if batch.logprobs > 0:
+                result.top_logprobs, result.top_ids = logprobs.topk(batch.logprobs, dim=-1)
+        return result
+
+    def _sample(self, logits: torch.Tensor, greedy_tokens: torch.Tensor, batch: SamplingBatch) -> torch.Tensor:
+        temperature = batch.col(_TEMP)
+        greedy = temperature <= 0
+        temps = torch.where(greedy, torch.ones_like(temperature), temperature)
         probs = (logits / temps[:, None]).softmax(dim=-1)
         if batch.needs_filter:
             probs = self._filter(probs, batch)
         noise = torch.empty_like(probs).exponential_(generator=self.generator)
         if batch.any_seeded:
-            seeded = batch.seeds >= 0
-            uniform = seeded_uniform(batch.seeds, batch.output_index, probs.shape[-1])
-            noise = torch.where(seeded[:, None], -torch.log(uniform), noise)
+            seeds = batch.icol(_SEED)
+            uniform = seeded_uniform(seeds, batch.icol(_OUTPUT_INDEX), probs.shape[-1])
+            noise = torch.where((seeds >= 0)[:, None], -torch.log(uniform), noise)
         sampled = (probs / noise).argmax(dim=-1)
         return torch.where(greedy, greedy_tokens, sampled)
 
@@ -109,11 +177,13 @@ class Sampler:
         needed: sampling by exponential race is scale-invariant)."""
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         rank = torch.arange(probs.shape[-1], device=probs.device)[None, :]
-        top_k = torch.where(batch.top_ks > 0, batch.top_ks, probs.shape[-1])
+        top_ks = batch.icol(_TOP_K)
+        top_k = torch.where(top_ks > 0, top_ks, probs.shape[-1])
         drop = rank >= top_k[:, None]
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass strictly before each token
-        drop |= (before >= batch.top_ps[:, None]) & (batch.top_ps < 1.0)[:, None]
-        drop |= sorted_probs < (batch.min_ps * sorted_probs[:, 0])[:, None]
+        top_p = batch.col(_TOP_P)
+        drop |= (before >= top_p[:, None]) & (top_p < 1.0)[:, None]
+        drop |= sorted_probs < (batch.col(_MIN_P) * sorted_probs[:, 0])[:, None]
         drop[:, 0] = False  # the most likely token always survives
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)

@@ -16,7 +16,7 @@ import torch
 from minisgl_core.engine.batch import Phase
 from minisgl_core.engine.engine import Engine, StepOutput
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.sampler import SamplingBatch
+from minisgl_core.engine.sampler import SampleResult, SamplingBatch
 from minisgl_core.request import FinishReason, Req, TokenLogprob
 from minisgl_core.scheduling.kv_manager import KVManager, pages_for
 from minisgl_core.scheduling.policy import SchedulingPolicy
@@ -111,9 +111,10 @@ class Scheduler:
             self._in_flight = None
 
     def _process(self, flight: _InFlight) -> list[ReqUpdate]:
-        tokens = flight.output.tokens()
+        result = flight.output.wait()
+        tokens = result.tokens.tolist()
         updates = []
-        for req, token in zip(flight.sampled, tokens):
+        for i, (req, token) in enumerate(zip(flight.sampled, tokens)):
             if req.finished:  # finished (or aborted) while this step was in flight
                 continue
             req.output_ids.append(token)
@@ -122,7 +123,8 @@ class Scheduler:
                 req.finish_reason = reason
                 self.running.remove(req)
                 self.kv.release(req)
-            updates.append(ReqUpdate(req, [token], reason))
+            logprobs = _logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
+            updates.append(ReqUpdate(req, [token], reason, logprobs))
         return updates
 
     # -- planning ---------------------------------------------------------------------------------------
@@ -143,6 +145,7 @@ class Scheduler:
         slots: list[torch.Tensor] = []
         ids: list[int] = []
         prefix_writes: list[tuple[int, torch.Tensor]] = []
+        penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
         def take(req: Req, n: int) -> None:  # allocate at once, so the next decision sees what is left
             start = req.kv_len
@@ -165,6 +168,10 @@ class Scheduler:
                 break
             if req.cached_len:
                 prefix_writes.append((req.row, self.kv.table.slots(req.row, req.cached_len)))
+            if req.params.has_penalties:
+                penalty_init.append(
+                    (req.row, torch.tensor(req.prompt_ids), torch.tensor(req.output_ids, dtype=torch.int64))
+                )
             take(req, n)
             budget -= n
         if not reqs:
@@ -173,6 +180,7 @@ class Scheduler:
         plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
         plan.table_writes = prefix_writes
+        plan.penalty_init = penalty_init
         return plan, reqs, [reqs[i] for i in sampled_idx]
 
     def _try_admit(self, req: Req, budget: int) -> int | None:
@@ -227,7 +235,9 @@ class Scheduler:
         self, phase: Phase, reqs: list[Req], q_lens: list[int], slots: torch.Tensor, sample: list[int]
     ) -> StepPlan:
         sampled = [reqs[i] for i in sample]
-        sampling = SamplingBatch.build([r.params for r in sampled], [r.num_sampled for r in sampled])
+        sampling = SamplingBatch.build(
+            [r.params for r in sampled], [r.num_sampled for r in sampled], [r.row for r in sampled]
+        )
         for r in sampled:
             r.num_sampled += 1
         return StepPlan(
@@ -243,3 +253,11 @@ class Scheduler:
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""
         self.kv.check(self.running)
+
+
+def _logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]:
+    assert result.logprobs is not None
+    alternatives: list[tuple[int, float]] = []
+    if top > 0 and result.top_ids is not None and result.top_logprobs is not None:
+        alternatives = list(zip(result.top_ids[i, :top].tolist(), result.top_logprobs[i, :top].tolist()))
+    return [TokenLogprob(int(result.tokens[i]), float(result.logprobs[i]), alternatives)]
