@@ -107,7 +107,8 @@ class LLM:
             text: str | None = prompt
         else:
             ids, text = list(prompt), None
-        detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens)
+        # incremental detokenization is needed only to watch for stop strings; otherwise decode once at the end
+        detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens) if params.stop else None
         return self.runtime.make_request(ids, params, user_data=_Pending(text, detok))
 
     def _run(self, reqs: list[Req], show_progress: bool) -> list[RequestOutput]:
@@ -128,14 +129,14 @@ class LLM:
                 for update in scheduler.step():
                     req = update.req
                     state: _Pending = req.user_data
-                    state.text += state.detok.add(update.new_token_ids)
                     if update.logprobs is not None:
                         state.logprobs.extend(update.logprobs)
-                    if state.detok.stopped and not req.finished:
-                        scheduler.abort(req)  # a stop string ended it
-                        req.finish_reason = FinishReason.STOP
+                    if state.detok is not None:
+                        state.text += state.detok.add(update.new_token_ids)
+                        if state.detok.stopped and not req.finished:
+                            scheduler.abort(req)  # a stop string ended it
+                            req.finish_reason = FinishReason.STOP
                     if req.finished and req.rid in pending:
-                        state.text += state.detok.flush()
                         pending.discard(req.rid)
                         bar.update(1)
         except BaseException:
@@ -147,9 +148,12 @@ class LLM:
             bar.close()
         return [self._output(req) for req in reqs]
 
-    @staticmethod
-    def _output(req: Req) -> RequestOutput:
+    def _output(self, req: Req) -> RequestOutput:
         state: _Pending = req.user_data
+        if state.detok is not None:
+            state.text += state.detok.flush()
+        else:
+            state.text = self.tokenizer.decode(req.output_ids, skip_special_tokens=req.params.skip_special_tokens)
         reason = req.finish_reason.value if req.finish_reason is not None else "length"
         return RequestOutput(
             prompt=state.prompt,
@@ -165,7 +169,7 @@ class LLM:
 class _Pending:
     """Per-request state of the offline API while it generates."""
 
-    def __init__(self, prompt: str | None, detok: IncrementalDetokenizer) -> None:
+    def __init__(self, prompt: str | None, detok: IncrementalDetokenizer | None) -> None:
         self.prompt = prompt
         self.detok = detok
         self.text = ""

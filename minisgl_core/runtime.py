@@ -99,6 +99,9 @@ def build_runtime(config: EngineConfig, tp: TPInfo | None = None) -> Runtime:
             f"({model_config.max_position_embeddings} positions)"
         )
     engine = Engine(config, model_dir, model_config, tp or TPInfo())
+    if engine.device.type == "cuda":
+        engine.warmup()
+        engine.capture_cuda_graphs()
     allocator = PageAllocator(engine.num_pages, config.page_size)
     capacity = allocator.capacity_pages * config.page_size
     max_model_len = engine.max_model_len

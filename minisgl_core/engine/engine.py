@@ -4,6 +4,7 @@ one :class:`StepPlan` at a time on the device."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +15,14 @@ from minisgl_core.attention.select import create_backends
 from minisgl_core.config import EngineConfig
 from minisgl_core.distributed import TPInfo, get_tp, set_tp
 from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult
+from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
 from minisgl_core.kv import KVPool, PageTable
 from minisgl_core.model_config import ModelConfig
 from minisgl_core.models import ModelContext
+from minisgl_core.sampling_params import SamplingParams
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -92,7 +95,43 @@ class Engine:
         self.prefill_attn, self.decode_attn = create_backends(config.attention_names, self.attn_ctx, model_config)
         self.sampler = Sampler(self.device, config.seed)
         self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
-        self._pin = self.device.type == "cuda"
+        self.graph_runner: CudaGraphRunner | None = None
+
+    # -- start-up -----------------------------------------------------------------------------------
+
+    def warmup(self) -> None:
+        """Run one dummy prefill and decode step (on the dummy row and the reserved page 0), so kernels
+        are compiled / autotuned before the first request or graph capture."""
+        start = time.perf_counter()
+        n = min(256, self.max_model_len - 1)
+        row = self.page_table.dummy_row
+        params = [SamplingParams(temperature=0.0)]
+        for phase, q, kv in ((Phase.PREFILL, n, n), (Phase.DECODE, 1, n + 1)):
+            plan = StepPlan(
+                phase=phase, rows=[row], q_lens=[q], kv_lens=[kv], out_slots=torch.zeros(q, dtype=torch.int64),
+                sample=[0], sampling=SamplingBatch.build(params, [0], [row]),
+                input_ids=torch.zeros(q, dtype=torch.int64) if phase is Phase.PREFILL else None,
+            )  # fmt: skip
+            self.run(plan).wait()
+        logger.info("warmed up kernels in %.1f s", time.perf_counter() - start)
+
+    def capture_cuda_graphs(self) -> None:
+        """Capture decode graphs when the device, the decode backend and the config allow it."""
+        max_bs = self.config.cuda_graph_max_bs
+        if max_bs is None:
+            max_bs = self.config.max_running_requests
+        max_bs = min(max_bs, self.config.max_running_requests)
+        if self.device.type != "cuda" or max_bs <= 0:
+            return
+        if not self.decode_attn.supports_cuda_graph:
+            logger.info("CUDA graphs off: attention backend %s cannot be captured", type(self.decode_attn).__name__)
+            return
+        runner = CudaGraphRunner(
+            self.model, self.decode_attn, self.page_table.device_table, self.last_token,
+            self.page_table.dummy_row, self.config.page_size, max_bs, self.device,
+        )  # fmt: skip
+        runner.capture()
+        self.graph_runner = runner
 
     # -- memory -------------------------------------------------------------------------------------
 
@@ -178,11 +217,15 @@ class Engine:
     @torch.inference_mode()
     def run(self, plan: StepPlan) -> StepOutput:
         """Run one step; returns at once on CUDA (the host copy of the tokens completes asynchronously)."""
-        batch = self.make_batch(plan)
-        batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
-        batch.attn.prepare(batch)
         self._init_penalties(plan)
-        logits = self.model(batch)
+        runner = self.graph_runner
+        if plan.phase is Phase.DECODE and runner is not None and runner.can_run(plan.batch_size):
+            _, logits = runner.replay(plan)
+        else:
+            batch = self.make_batch(plan)
+            batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
+            batch.attn.prepare(batch)
+            logits = self.model(batch)
         sampling = plan.sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
         if plan.sample:

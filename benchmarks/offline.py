@@ -1,0 +1,133 @@
+"""Offline throughput on the standard workload (the nano-vllm / mini-SGLang benchmark).
+
+Workload: ``random.seed(0)``; 256 requests; prompt ``i`` is ``randint(100, 1024)`` token ids, each
+``randint(0, 10000)``; then ``max_tokens = randint(100, 1024)`` per request; temperature 0.6, ``ignore_eos``.
+One warm-up ``generate`` runs first; throughput = output tokens (133,966) / wall time of one ``generate``.
+Weights are random (``load_format="dummy"``) over a real ``config.json``; a word-level tokenizer over the
+model's vocabulary is built offline (prompts are token ids, so its content does not matter).
+
+    python benchmarks/offline.py --model benchmarks/models/qwen3-0.6b --attention flashinfer --out r.json
+
+Each run is one configuration in one process; ``benchmarks/offline_suite.py`` runs several and plots them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXPECTED_OUTPUT_TOKENS = 133_966
+
+
+def workload(num_seqs: int = 256, seed: int = 0) -> tuple[list[list[int]], list[int]]:
+    """The standard prompts and output lengths (``num_seqs=256`` gives 133,966 output tokens)."""
+    random.seed(seed)
+    prompts = [[random.randint(0, 10000) for _ in range(random.randint(100, 1024))] for _ in range(num_seqs)]
+    max_tokens = [random.randint(100, 1024) for _ in range(num_seqs)]
+    return prompts, max_tokens
+
+
+def wordlevel_tokenizer(vocab_size: int, path: Path) -> Path:
+    """Save a tokenizer with one word per token id (``t0`` .. ``tN``) to ``path``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(vocab_size)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="t0").save_pretrained(path)
+    return path
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from minisgl_core import LLM, SamplingParams
+
+    config = json.loads((Path(args.model) / "config.json").read_text())
+    tok_dir = wordlevel_tokenizer(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
+    start = time.perf_counter()
+    llm = LLM(
+        args.model,
+        tokenizer=str(tok_dir),
+        load_format="dummy",
+        dtype=args.dtype,
+        attention=args.attention,
+        page_size=args.page_size,
+        disable_overlap=args.disable_overlap,
+        cuda_graph_max_bs=args.cuda_graph_max_bs,
+        max_running_requests=args.max_running_requests,
+        max_prefill_tokens=args.max_prefill_tokens,
+        kv_memory_fraction=args.kv_memory_fraction,
+        tp=args.tp,
+    )
+    ready_s = time.perf_counter() - start
+    prompts, max_tokens = workload(args.num_seqs)
+    params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=m) for m in max_tokens]
+    llm.generate(["Benchmark: "] + prompts[:8], SamplingParams(temperature=0.6, max_tokens=32), use_tqdm=False)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    outputs = llm.generate(prompts, params, use_tqdm=False)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    total = sum(len(o.token_ids) for o in outputs)
+    if args.num_seqs == 256 and total != EXPECTED_OUTPUT_TOKENS:
+        raise SystemExit(f"wrong workload: {total} output tokens, expected {EXPECTED_OUTPUT_TOKENS}")
+    engine = llm.runtime.engine
+    return {
+        "label": args.label or f"{Path(args.model).name} {args.attention} page={args.page_size}",
+        "model": Path(args.model).name,
+        "attention": args.attention,
+        "page_size": args.page_size,
+        "overlap": not args.disable_overlap,
+        "cuda_graphs": engine.graph_runner is not None,
+        "tp": args.tp,
+        "num_seqs": args.num_seqs,
+        "output_tokens": total,
+        "prompt_tokens": sum(len(p) for p in prompts),
+        "seconds": round(elapsed, 3),
+        "throughput_tok_s": round(total / elapsed, 1),
+        "ready_seconds": round(ready_s, 2),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "kv_tokens": (engine.num_pages - 1) * args.page_size,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(Path(__file__).parent / "models" / "qwen3-0.6b"), help="config folder")
+    p.add_argument("--attention", default="auto")
+    p.add_argument("--page-size", type=int, default=1)
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--disable-overlap", action="store_true")
+    p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
+    p.add_argument("--max-running-requests", type=int, default=256)
+    p.add_argument("--max-prefill-tokens", type=int, default=8192)
+    p.add_argument("--kv-memory-fraction", type=float, default=0.85)
+    p.add_argument("--tp", type=int, default=1)
+    p.add_argument("--num-seqs", type=int, default=256)
+    p.add_argument("--label", default=None)
+    p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    line = json.dumps(result)
+    print(line, flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

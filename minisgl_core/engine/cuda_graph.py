@@ -1,0 +1,149 @@
+"""CUDA graphs for decode steps: captured once per batch size, replayed with new contents.
+
+Every decode step of batch size ``b`` replays the graph of the smallest captured size ``>= b``; the extra
+entries are dummy requests (the page table's dummy row, KV slot 0 of the reserved page 0), so padding never
+touches real KV. The graph covers the whole model forward pass; the host only refreshes a handful of fixed
+buffers (one pinned copy), writes the page table and lets the attention backend refill its metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from minisgl_core.attention.base import AttentionBackend
+from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.engine.plan import StepPlan
+
+logger = logging.getLogger("minisgl.engine")
+
+_ROWS, _POSITIONS, _SLOTS, _KV_LENS = range(4)
+
+
+def graph_batch_sizes(max_bs: int) -> list[int]:
+    """1, 2, 4, 8, then every multiple of 8 up to ``max_bs`` (and ``max_bs`` itself)."""
+    sizes = [s for s in (1, 2, 4) if s < max_bs] + list(range(8, max_bs + 1, 8))
+    if not sizes or sizes[-1] != max_bs:
+        sizes.append(max_bs)
+    return sorted(set(sizes))
+
+
+class CudaGraphRunner:
+    """Captures and replays the decode forward pass of ``model`` with ``backend``."""
+
+    def __init__(
+        self,
+        model: Callable[[ForwardBatch], torch.Tensor],
+        backend: AttentionBackend,
+        page_table: torch.Tensor,
+        last_token: torch.Tensor,
+        dummy_row: int,
+        page_size: int,
+        max_bs: int,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.backend = backend
+        self.page_table = page_table
+        self.last_token = last_token
+        self.dummy_row = dummy_row
+        self.page_size = page_size
+        self.max_bs = max_bs
+        self.sizes = graph_batch_sizes(max_bs)
+        self.device = device
+        self.meta = torch.zeros((4, max_bs), dtype=torch.int64, device=device)
+        self.input_ids = torch.zeros(max_bs, dtype=torch.int64, device=device)
+        self.kv_lens = torch.ones(max_bs, dtype=torch.int32, device=device)
+        self.q_lens = torch.ones(max_bs, dtype=torch.int32, device=device)
+        self.cu_q_lens = torch.arange(max_bs + 1, dtype=torch.int32, device=device)
+        self.cu_kv_lens = torch.zeros(max_bs + 1, dtype=torch.int32, device=device)
+        self.sample_indices = torch.arange(max_bs, dtype=torch.int64, device=device)
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.outputs: dict[int, torch.Tensor] = {}
+
+    def can_run(self, batch_size: int) -> bool:
+        return batch_size <= self.max_bs and bool(self.graphs)
+
+    def _padded_size(self, batch_size: int) -> int:
+        return next(s for s in self.sizes if s >= batch_size)
+
+    def _batch(self, bs: int, kv_lens_host: list[int]) -> ForwardBatch:
+        return ForwardBatch(
+            phase=Phase.DECODE,
+            input_ids=self.input_ids[:bs],
+            positions=self.meta[_POSITIONS, :bs],
+            out_slots=self.meta[_SLOTS, :bs],
+            rows=self.meta[_ROWS, :bs],
+            q_lens=self.q_lens[:bs],
+            kv_lens=self.kv_lens[:bs],
+            cu_q_lens=self.cu_q_lens[: bs + 1],
+            cu_kv_lens=self.cu_kv_lens[: bs + 1],
+            sample_indices=self.sample_indices[:bs],
+            q_lens_host=[1] * bs,
+            kv_lens_host=kv_lens_host,
+            page_table=self.page_table,
+            page_size=self.page_size,
+            attn=self.backend,
+            padded_batch_size=bs,
+        )
+
+    def _forward(self, batch: ForwardBatch) -> torch.Tensor:
+        """What the graph records: gather input tokens on the device, run the model."""
+        torch.index_select(self.last_token, 0, batch.rows, out=batch.input_ids)
+        return self.model(batch)
+
+    def _fill(self, bs: int, rows: list[int], positions: list[int], slots: torch.Tensor, kv_lens: list[int]) -> None:
+        """Copy one decode step (padded to ``bs`` with dummy requests) into the fixed buffers."""
+        pad = bs - len(rows)
+        host = torch.empty((4, bs), dtype=torch.int64, pin_memory=True)
+        host[_ROWS] = torch.tensor(rows + [self.dummy_row] * pad, dtype=torch.int64)
+        host[_POSITIONS] = torch.tensor(positions + [0] * pad, dtype=torch.int64)
+        host[_SLOTS, : len(rows)] = slots
+        host[_SLOTS, len(rows) :] = 0
+        host[_KV_LENS] = torch.tensor(kv_lens + [1] * pad, dtype=torch.int64)
+        self.meta[:, :bs].copy_(host, non_blocking=True)
+        self.kv_lens[:bs].copy_(self.meta[_KV_LENS, :bs])
+        torch.cumsum(self.kv_lens[:bs], 0, out=self.cu_kv_lens[1 : bs + 1])
+        self.page_table[self.meta[_ROWS, :bs], self.meta[_POSITIONS, :bs]] = self.meta[_SLOTS, :bs].to(torch.int32)
+
+    @torch.inference_mode()
+    def capture(self) -> None:
+        """Capture one graph per batch size, largest first so smaller ones reuse its memory pool."""
+        start = time.perf_counter()
+        self.backend.init_cuda_graph(self.max_bs)
+        pool = None
+        stream = torch.cuda.Stream(self.device)
+        for bs in tqdm(sorted(self.sizes, reverse=True), desc="capturing CUDA graphs", leave=False):
+            self._fill(bs, [], [], torch.empty(0, dtype=torch.int64), [])
+            batch = self._batch(bs, [1] * bs)
+            self.backend.prepare_capture(batch)
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self._forward(batch)  # warm-up outside the graph (lazy initialisation, autotuning)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool, stream=stream):
+                out = self._forward(batch)
+            pool = graph.pool()
+            self.graphs[bs] = graph
+            self.outputs[bs] = out
+        torch.cuda.synchronize(self.device)
+        logger.info(
+            "captured %d CUDA graphs (batch sizes %d..%d) in %.2f s",
+            len(self.graphs), self.sizes[0], self.sizes[-1], time.perf_counter() - start,
+        )  # fmt: skip
+
+    def replay(self, plan: StepPlan) -> tuple[ForwardBatch, torch.Tensor]:
+        """Run decode ``plan`` through its graph; returns the (padded) batch and the real rows' logits."""
+        n = plan.batch_size
+        bs = self._padded_size(n)
+        positions = [kv - 1 for kv in plan.kv_lens]
+        self._fill(bs, plan.rows, positions, plan.out_slots, plan.kv_lens)
+        batch = self._batch(bs, plan.kv_lens + [1] * (bs - n))
+        self.backend.prepare_replay(batch)
+        self.graphs[bs].replay()
+        return batch, self.outputs[bs][:n]

@@ -1,0 +1,149 @@
+"""The ``flashinfer`` attention backend: FlashInfer's paged-KV prefill and decode kernels.
+
+One plan per step, shared by every layer. Decode uses the tensor-core kernels (fast for grouped-query
+attention at any group size). For CUDA graphs, one decode wrapper per captured batch size owns fixed
+index buffers that :meth:`prepare_replay` refills in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBatch, Phase
+from minisgl_core.layers.attention import AttentionLayer
+
+WORKSPACE_BYTES = 256 << 20
+
+
+class _Planned:
+    """A FlashInfer wrapper plus the event after its last plan: FlashInfer re-uses one pinned host buffer
+    per wrapper for plan data, so a new plan waits until the previous plan's copy has left it."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self.wrapper = wrapper
+        self.event: torch.cuda.Event | None = None
+
+    def plan(self, *args: Any, **kwargs: Any) -> Any:
+        if self.event is not None:
+            self.event.synchronize()
+        self.wrapper.plan(*args, **kwargs)
+        self.event = torch.cuda.Event()
+        self.event.record()
+        return self.wrapper
+
+
+class FlashInferAttention(AttentionBackend):
+    supports_cuda_graph = True
+
+    def __init__(self, ctx: AttentionContext) -> None:
+        import flashinfer
+
+        self.flashinfer = flashinfer
+        self.ctx = ctx
+        self.pool = ctx.kv_pool
+        self.workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=ctx.device)
+        self.prefill = _Planned(flashinfer.BatchPrefillWithPagedKVCacheWrapper(self.workspace, "NHD"))
+        self.decode = _Planned(
+            flashinfer.BatchDecodeWithPagedKVCacheWrapper(self.workspace, "NHD", use_tensor_cores=True)
+        )
+        self.graph_decode: dict[int, _Planned] = {}
+        self.active: Any = None
+        self._graph_buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    # -- planning -------------------------------------------------------------------------------------
+
+    def _paged_layout(self, batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(kv page indptr [host], last page lengths [host], page indices [device]) of ``batch``."""
+        ps = batch.page_size
+        kv = torch.tensor(batch.kv_lens_host, dtype=torch.int32)
+        pages = (kv + ps - 1) // ps
+        indptr = torch.zeros(len(kv) + 1, dtype=torch.int32)
+        torch.cumsum(pages, 0, out=indptr[1:])
+        last = kv - (pages - 1) * ps
+        total = int(indptr[-1])
+        indptr_host, last_host = indptr.pin_memory(), last.pin_memory()
+        device = self.ctx.device
+        indptr_dev = indptr_host.to(device, non_blocking=True)
+        pages_dev = indptr_dev[1:] - indptr_dev[:-1]
+        owner = torch.repeat_interleave(
+            torch.arange(len(kv), device=device), pages_dev.to(torch.int64), output_size=total
+        )
+        page_pos = torch.arange(total, device=device, dtype=torch.int64) - indptr_dev[owner].to(torch.int64)
+        indices = batch.page_table[batch.rows[owner], page_pos * ps] // ps
+        return indptr_host, last_host, indices.to(torch.int32)
+
+    def _plan_args(self) -> dict[str, Any]:
+        c = self.ctx
+        return dict(
+            num_qo_heads=c.num_heads,
+            num_kv_heads=c.num_kv_heads,
+            page_size=c.page_size,
+            q_data_type=c.dtype,
+            kv_data_type=self.pool.dtype,
+        )
+
+    def _plan_decode(self, planned: _Planned, batch: ForwardBatch) -> None:
+        indptr, last, indices = self._paged_layout(batch)
+        args = self._plan_args()
+        self.active = planned.plan(
+            indptr, indices, last, args["num_qo_heads"], args["num_kv_heads"], self.ctx.head_dim,
+            args["page_size"], q_data_type=args["q_data_type"], kv_data_type=args["kv_data_type"],
+        )  # fmt: skip
+
+    def prepare(self, batch: ForwardBatch) -> None:
+        if batch.phase is Phase.DECODE:
+            self._plan_decode(self.decode, batch)
+            return
+        indptr, last, indices = self._paged_layout(batch)
+        q = torch.tensor(batch.q_lens_host, dtype=torch.int32)
+        qo_indptr = torch.zeros(len(q) + 1, dtype=torch.int32)
+        torch.cumsum(q, 0, out=qo_indptr[1:])
+        args = self._plan_args()
+        self.active = self.prefill.plan(
+            qo_indptr.pin_memory(), indptr, indices, last, args["num_qo_heads"], args["num_kv_heads"],
+            self.ctx.head_dim, args["page_size"], causal=True, q_data_type=args["q_data_type"],
+            kv_data_type=args["kv_data_type"],
+        )  # fmt: skip
+
+    # -- CUDA graphs ------------------------------------------------------------------------------------
+
+    def init_cuda_graph(self, max_batch_size: int) -> None:
+        device = self.ctx.device
+        self._graph_buffers = (
+            torch.zeros(max_batch_size + 1, dtype=torch.int32, device=device),
+            torch.zeros(self.pool.num_pages + max_batch_size, dtype=torch.int32, device=device),
+            torch.zeros(max_batch_size, dtype=torch.int32, device=device),
+        )
+
+    def prepare_capture(self, batch: ForwardBatch) -> None:
+        assert self._graph_buffers is not None, "init_cuda_graph first"
+        bs = batch.batch_size
+        indptr, indices, last = self._graph_buffers
+        wrapper = self.flashinfer.BatchDecodeWithPagedKVCacheWrapper(
+            self.workspace, "NHD", use_cuda_graph=True, use_tensor_cores=True,
+            paged_kv_indptr_buffer=indptr[: bs + 1], paged_kv_indices_buffer=indices,
+            paged_kv_last_page_len_buffer=last[:bs],
+        )  # fmt: skip
+        self.graph_decode[bs] = _Planned(wrapper)
+        self._plan_decode(self.graph_decode[bs], batch)
+
+    def prepare_replay(self, batch: ForwardBatch) -> None:
+        self._plan_decode(self.graph_decode[batch.batch_size], batch)
+
+    # -- attention --------------------------------------------------------------------------------------
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
+    ) -> torch.Tensor:
+        self.pool.store(layer.layer_id, batch.out_slots, k, v)
+        out = self.active.run(q.contiguous(), self.pool.paged(layer.layer_id))
+        return out.reshape(q.shape[0], -1)
+
+
+def create(ctx: AttentionContext) -> FlashInferAttention:
+    """Factory registered as the ``flashinfer`` attention backend."""
+    if ctx.device.type != "cuda":
+        raise ValueError("the flashinfer attention backend needs a CUDA device")
+    return FlashInferAttention(ctx)
