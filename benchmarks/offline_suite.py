@@ -101,9 +101,8 @@ def main() -> int:
         plot(results, out_dir / "offline.png")
         for line in results.read_text().splitlines():
             r = json.loads(line)
-            print(
-                f"{r['label']:<32} {r['throughput_tok_s']:>10,.0f} tok/s  {r['seconds']:>7.2f} s  ready {r['ready_seconds']} s"
-            )
+            tput, secs, ready = r["throughput_tok_s"], r["seconds"], r["ready_seconds"]
+            print(f"{r['label']:<32} {tput:>10,.0f} tok/s  {secs:>7.2f} s  ready {ready} s")
     return 0
 
 
