@@ -6,6 +6,9 @@ They let tests (and the ``demo`` model) run the real loading path - ``config.jso
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,26 +56,37 @@ def byte_tokenizer():
     return fast
 
 
-def save_tiny_model(path: str | Path, arch: str = "qwen3", seed: int = 0, init_std: float = 0.3, **overrides: Any):
-    """Write a random ``arch`` ("qwen3" or "llama") model in float32 plus the byte tokenizer to ``path``;
-    returns the transformers model (for reference outputs).
+def tiny_config(arch: str = "qwen3", **overrides: Any):
+    """The transformers config of the tiny random ``arch`` ("qwen3" or "llama"), sized for the byte
+    tokenizer, with ``architectures`` set and no EOS (so greedy runs always reach ``max_tokens``)."""
+    from transformers import LlamaConfig, Qwen3Config
 
+    params = dict(TINY_CONFIGS[arch])
+    params.update(vocab_size=len(byte_tokenizer()), eos_token_id=None, bos_token_id=None, pad_token_id=None)
+    params.update(overrides)
+    config = {"qwen3": Qwen3Config, "llama": LlamaConfig}[arch](**params)
+    config.architectures = [{"qwen3": "Qwen3ForCausalLM", "llama": "LlamaForCausalLM"}[arch]]
+    return config
+
+
+def save_random_model(path: str | Path, config: Any, seed: int = 0, init_std: float = 0.3, model_cls: Any = None):
+    """Write a float32 model with random weights for the transformers ``config`` plus the byte tokenizer to
+    ``path``; returns the transformers model (for reference outputs).
+
+    ``model_cls`` defaults to ``AutoModelForCausalLM`` (chosen by ``config.model_type``), so a model plugin
+    may name any architecture in ``config.architectures`` and still be compared with a transformers twin.
     ``init_std`` is large on purpose: it makes logits decisive, so greedy comparisons are not decided by
-    rounding noise between implementations.
+    rounding noise between implementations. Norm weights are drawn around 1.
     """
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+    from transformers import AutoModelForCausalLM
 
     path = Path(path)
-    tokenizer = byte_tokenizer()
-    params = dict(TINY_CONFIGS[arch])
-    params.update(vocab_size=len(tokenizer), eos_token_id=None, bos_token_id=None, pad_token_id=None)
-    params.update(overrides)
-    config_cls = {"qwen3": Qwen3Config, "llama": LlamaConfig}[arch]
-    config = config_cls(**params)
-    config.architectures = [{"qwen3": "Qwen3ForCausalLM", "llama": "LlamaForCausalLM"}[arch]]
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if model_cls is None:
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    else:
+        model = model_cls(config).to(torch.float32)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
@@ -81,5 +95,43 @@ def save_tiny_model(path: str | Path, arch: str = "qwen3", seed: int = 0, init_s
                 p.normal_(0.0, init_std)
     model.eval()
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    byte_tokenizer().save_pretrained(path)
     return model
+
+
+def save_tiny_model(path: str | Path, arch: str = "qwen3", seed: int = 0, init_std: float = 0.3, **overrides: Any):
+    """Write a random ``arch`` ("qwen3" or "llama") model in float32 plus the byte tokenizer to ``path``;
+    returns the transformers model (for reference outputs). ``overrides`` change config fields."""
+    return save_random_model(path, tiny_config(arch, **overrides), seed=seed, init_std=init_std)
+
+
+_TINY_DIRS: dict[str, Path] = {}
+
+
+def tiny_model_dir(arch: str = "qwen3") -> Path:
+    """A tiny random ``arch`` checkpoint (seed 0) written once per process to a temporary folder that is
+    removed at exit. Suites share it; never write into it."""
+    if arch not in _TINY_DIRS:
+        root = Path(tempfile.mkdtemp(prefix=f"minisgl-tiny-{arch}-"))
+        atexit.register(shutil.rmtree, root, True)
+        save_tiny_model(root, arch)
+        _TINY_DIRS[arch] = root
+    return _TINY_DIRS[arch]
+
+
+def hf_greedy(model: Any, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    """transformers' greedy continuation of one prompt (no padding, no EOS): the token-for-token reference."""
+    import torch
+
+    ids = torch.tensor([prompt_ids])
+    with torch.no_grad():
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
+    return out[0, len(prompt_ids) :].tolist()
