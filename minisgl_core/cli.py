@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list loaded plugins, what they register, and load failures")
     plugins.set_defaults(func=_cmd_plugins)
+
+    from minisgl_core.server.commands import add_serving_commands
+
+    add_serving_commands(sub, add_engine_args)  # serve, shell
     return parser
 
 

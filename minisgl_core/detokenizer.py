@@ -40,11 +40,16 @@ class IncrementalDetokenizer:
             self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
         return self._release(final=False)
 
-    def flush(self) -> str:
-        """The request finished: return whatever text is still held back (a trailing partial character
-        is dropped)."""
+    def flush(self, keep_partial: bool = False) -> str:
+        """The request finished: return whatever text is still held back. A trailing partial character
+        is dropped, or with ``keep_partial`` kept as the tokenizer decodes it (U+FFFD), so that the whole
+        text equals a one-shot decode of all tokens."""
         if self.stopped:
             return ""
+        if keep_partial and self.read_offset < len(self.ids):
+            prefix = self._decode(self.ids[self.prefix_offset : self.read_offset])
+            self.text += self._decode(self.ids[self.prefix_offset :])[len(prefix) :]
+            self.prefix_offset = self.read_offset = len(self.ids)
         return self._release(final=True)
 
     def _release(self, final: bool) -> str:

@@ -1,0 +1,63 @@
+"""The FastAPI application: routes, error handlers and middleware over one :class:`EngineClient`."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from minisgl_core.server.args import ServerArgs
+from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware
+from minisgl_core.server.engine_client import EngineClient
+from minisgl_core.server.errors import error_response, install_error_handlers
+from minisgl_core.server.metrics import Metrics
+from minisgl_core.server.openai_protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from minisgl_core.server.openai_serving import OpenAIServing
+
+
+def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_name: str) -> FastAPI:
+    """The HTTP API; ``client`` must be ready (its ``info`` set)."""
+    app = FastAPI(title="minisgl", version="0.1.0", description="OpenAI-compatible minisgl server")
+    install_error_handlers(app)
+    serving = OpenAIServing(client, [model_name])
+    created = int(time.time())
+    assert client.info is not None
+    max_model_len = client.info.max_model_len
+
+    @app.get("/health")
+    async def health() -> Response:
+        if client.unavailable is not None:
+            return error_response(503, client.unavailable)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        card = {
+            "id": model_name, "object": "model", "created": created, "owned_by": "minisgl",
+            "max_model_len": max_model_len,
+        }  # fmt: skip
+        return JSONResponse({"object": "list", "data": [card]})
+
+    @app.get("/metrics")
+    async def get_metrics() -> Response:
+        stats = await client.stats()
+        return Response(metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, raw: Request) -> Response:
+        return await serving.chat(body, raw)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, raw: Request) -> Response:
+        return await serving.completions(body, raw)
+
+    @app.post("/generate")
+    async def generate(body: GenerateRequest, raw: Request) -> Response:
+        return await serving.generate(body, raw)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=args.max_request_bytes)
+    if args.api_key:  # added last = outermost: unauthenticated bodies are never read
+        app.add_middleware(APIKeyMiddleware, api_key=args.api_key)
+    return app

@@ -1,0 +1,119 @@
+"""The detokenizer process: batched token updates from the engine -> text deltas for the API server.
+
+Contract: per request, text is produced incrementally (O(1) per token) and never ends in half a UTF-8
+character. When a stop string matches, the request is finished here with reason ``stop`` (text trimmed
+before the stop) and the engine is told to abort it, so its KV is freed at once. Updates for requests this
+process does not know (already finished here) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from minisgl_core.detokenizer import IncrementalDetokenizer
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.messages import (
+    TO_DETOKENIZER,
+    Abort,
+    DetokOutputs,
+    EngineOutputs,
+    RequestOutput,
+    TokenLogprobOut,
+    TokenUpdate,
+    WorkerFailed,
+    WorkerReady,
+)
+from minisgl_core.tokenizer import load_tokenizer
+
+logger = logging.getLogger("minisgl.detokenizer")
+
+
+@dataclass
+class _State:
+    detok: IncrementalDetokenizer
+    prompt_len: int
+    logprobs: bool
+    num_tokens: int = 0
+
+
+class Detokenizer:
+    """Per-request incremental detokenization of engine output batches."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.states: dict[str, _State] = {}
+        self._token_text: dict[int, str] = {}
+
+    def process(self, msg: EngineOutputs) -> tuple[list[RequestOutput], list[str]]:
+        """Outputs for the API server, and the rids the engine must abort (stop strings)."""
+        for r in msg.new:
+            detok = IncrementalDetokenizer(self.tokenizer, r.stop, r.skip_special_tokens)
+            self.states[r.rid] = _State(detok, r.prompt_len, r.logprobs)
+        outputs: list[RequestOutput] = []
+        aborts: list[str] = []
+        for u in msg.updates:
+            state = self.states.get(u.rid)
+            if state is None:
+                continue
+            detok = state.detok
+            text = detok.add(u.token_ids) if u.token_ids else ""
+            state.num_tokens += len(u.token_ids)
+            reason = u.finish_reason
+            if detok.stopped and reason is None:
+                reason = "stop"
+                aborts.append(u.rid)
+            if reason is not None:
+                text += detok.flush(keep_partial=True)  # final text == one-shot decode, like LLM.generate
+                del self.states[u.rid]
+            lps = self._logprobs(u) if state.logprobs and u.logprobs else None
+            outputs.append(
+                RequestOutput(
+                    u.rid, text, u.token_ids, reason, state.prompt_len, state.num_tokens, u.cached_tokens, lps
+                )
+            )
+        return outputs, aborts
+
+    def token_text(self, token_id: int) -> str:
+        text = self._token_text.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            self._token_text[token_id] = text
+        return text
+
+    def _logprobs(self, u: TokenUpdate) -> list[TokenLogprobOut]:
+        t = self.token_text
+        return [TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top]) for tok, lp, top in u.logprobs or ()]
+
+
+def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) -> None:
+    """Process entry point: load the tokenizer, report ready to the API server, then serve."""
+    setup_worker("detokenizer", log_level)
+    ctx = zmq.Context()
+    to_api = Sender(ctx, addrs.api)
+    try:
+        detok = Detokenizer(load_tokenizer(tokenizer_path))
+        inbox = Receiver(ctx, addrs.detokenizer, TO_DETOKENIZER)
+        to_engine = Sender(ctx, addrs.engine)
+    except Exception as exc:  # noqa: BLE001 - reported to the launcher
+        logger.debug("detokenizer start-up failed:\n%s", traceback.format_exc())
+        to_api.send(WorkerFailed("detokenizer", f"{type(exc).__name__}: {exc}"))
+        time.sleep(0.5)
+        raise SystemExit(1) from None
+    to_api.send(WorkerReady("detokenizer"))
+    while True:
+        outputs: list[RequestOutput] = []
+        aborts: list[str] = []
+        for msg in inbox.recv_all(block=True):
+            out, ab = detok.process(msg)
+            outputs += out
+            aborts += ab
+        if aborts:
+            to_engine.send(Abort(aborts))
+        if outputs:
+            to_api.send(DetokOutputs(outputs))

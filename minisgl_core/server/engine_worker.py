@@ -1,0 +1,161 @@
+"""The engine process: owns the model and the scheduler, and turns requests into batched token updates.
+
+Loop contract: while the scheduler has work, waiting messages are drained without blocking between steps,
+and each step's updates leave in one :class:`EngineOutputs` message to the detokenizer; when idle the
+process blocks on its socket. Aborted requests are released at once and reported with finish reason
+``abort`` so the detokenizer forgets them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import zmq
+
+from minisgl_core.config import EngineConfig
+from minisgl_core.request import FinishReason, Req
+from minisgl_core.runtime import Runtime, build_runtime
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.messages import (
+    TO_ENGINE,
+    Abort,
+    DetokRequest,
+    EngineInfo,
+    EngineOutputs,
+    EngineRequest,
+    EngineStats,
+    NewRequests,
+    RequestError,
+    StatsRequest,
+    TokenUpdate,
+    WorkerFailed,
+    WorkerReady,
+)
+from minisgl_core.server.stats_log import StatsLogger
+
+logger = logging.getLogger("minisgl.engine")
+
+
+class EngineWorker:
+    """The scheduling loop of the engine process (rank 0)."""
+
+    def __init__(self, runtime: Runtime, ctx: zmq.Context, addrs: Addresses, log_interval: float) -> None:
+        self.runtime = runtime
+        self.scheduler = runtime.scheduler
+        self.inbox = Receiver(ctx, addrs.engine, TO_ENGINE)
+        self.to_detok = Sender(ctx, addrs.detokenizer)
+        self.to_api = Sender(ctx, addrs.api)
+        self.reqs: dict[str, Req] = {}
+        self.new: list[DetokRequest] = []
+        self.updates: list[TokenUpdate] = []
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.generation_tokens = 0
+        self.stats_log = StatsLogger(log_interval)
+
+    def run(self) -> None:
+        scheduler = self.scheduler
+        while True:
+            busy = scheduler.has_work()
+            for msg in self.inbox.recv_all(block=not busy):
+                self._handle(msg)
+            if not busy and scheduler.has_work():
+                self.stats_log.start(self.stats())  # rates cover busy time only
+            if scheduler.has_work():
+                for u in scheduler.step():
+                    self._add_update(u.req, u.new_token_ids, u.finish_reason, u.logprobs)
+            self._flush()
+            if busy and self.stats_log.due():
+                self.stats_log.log(self.stats())
+
+    # -- messages ---------------------------------------------------------------------------------------
+
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, NewRequests):
+            for r in msg.reqs:
+                self._add_request(r)
+        elif isinstance(msg, Abort):
+            for rid in msg.rids:
+                req = self.reqs.get(rid)
+                if req is not None:
+                    self.scheduler.abort(req)
+                    self._add_update(req, [], FinishReason.ABORT, None)
+        elif isinstance(msg, StatsRequest):
+            self.to_api.send(self.stats())
+
+    def _add_request(self, r: EngineRequest) -> None:
+        try:
+            req = self.runtime.make_request(r.prompt_ids, r.params, user_data=r.rid)
+        except ValueError as exc:
+            param = "prompt" if "prompt" in str(exc) else None
+            self.to_api.send(RequestError([r.rid], str(exc), 400, param))
+            return
+        p = r.params
+        self.new.append(DetokRequest(r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None))
+        self.reqs[r.rid] = req
+        if req.max_new_tokens == 0:
+            req.finish_reason = FinishReason.LENGTH
+            self._add_update(req, [], FinishReason.LENGTH, None)
+        else:
+            self.scheduler.add(req)
+
+    def _add_update(self, req: Req, tokens: list[int], reason: FinishReason | None, logprobs: Any) -> None:
+        lps = None
+        if logprobs is not None:
+            lps = [(lp.token_id, float(lp.logprob), [(int(t), float(v)) for t, v in lp.top]) for lp in logprobs]
+        self.generation_tokens += len(tokens)
+        update = TokenUpdate(req.user_data, tokens, None if reason is None else reason.value, lps)
+        if reason is not None:
+            update.cached_tokens = req.num_cached_tokens
+            self.prompt_tokens += len(req.prompt_ids)
+            self.cached_prompt_tokens += req.num_cached_tokens
+            self.reqs.pop(req.user_data, None)
+        self.updates.append(update)
+
+    def _flush(self) -> None:
+        if self.new or self.updates:
+            self.to_detok.send(EngineOutputs(self.new, self.updates))
+            self.new, self.updates = [], []
+
+    # -- stats ------------------------------------------------------------------------------------------
+
+    def stats(self) -> EngineStats:
+        s = self.scheduler
+        kv = s.kv
+        ps = kv.page_size
+        total = kv.allocator.capacity_pages
+        free = kv.allocator.num_free_pages
+        evictable = kv.cache.evictable_tokens // ps
+        return EngineStats(
+            num_running=len(s.running),
+            num_waiting=len(s.waiting),
+            kv_pages_total=total,
+            kv_pages_free=free,
+            kv_pages_cached=kv.cache.cached_tokens // ps,
+            kv_pages_used=total - free - evictable,
+            prompt_tokens=self.prompt_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens,
+            generation_tokens=self.generation_tokens,
+            num_retractions=s.num_retractions,
+        )
+
+
+def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, log_interval: float) -> None:
+    """Process entry point: build the runtime, report ready (or the error) to the API server, then serve."""
+    setup_worker("engine", log_level)
+    ctx = zmq.Context()
+    to_api = Sender(ctx, addrs.api)
+    try:
+        runtime = build_runtime(config)
+        worker = EngineWorker(runtime, ctx, addrs, log_interval)
+    except Exception as exc:  # noqa: BLE001 - reported to the launcher, which exits with the message
+        logger.debug("engine start-up failed:\n%s", traceback.format_exc())
+        to_api.send(WorkerFailed("engine", f"{type(exc).__name__}: {exc}"))
+        time.sleep(0.5)  # let the message leave before the process ends
+        raise SystemExit(1) from None
+    info = EngineInfo(runtime.max_model_len, runtime.model_config.vocab_size)
+    to_api.send(WorkerReady("engine", info))
+    worker.run()

@@ -1,0 +1,174 @@
+"""The messages exchanged by the server's processes, one small msgspec struct per kind, msgpack-encoded.
+
+Hops (every socket is a ZeroMQ PUSH -> PULL pipe; each process binds one PULL socket):
+
+```
+api server ──TokenizeRequest/Abort──► tokenizer ──NewRequests/Abort──► engine ──EngineOutputs──► detokenizer
+     ▲  ▲                                  │                  ▲  │                                   │
+     │  └────────RequestError──────────────┘                  │  └─ WorkerReady / EngineStats ──► api │
+     │                                                        └──────────── Abort (stop string) ──────┤
+     └──────────────────────────────── DetokOutputs ──────────────────────────────────────────────────┘
+```
+
+Sockets carry a tagged union each (see :data:`TO_API` etc.), so one decoder serves a socket.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from minisgl_core.sampling_params import SamplingParams
+
+# -- api server -> tokenizer ------------------------------------------------------------------------------
+
+
+class TokenizeRequest(msgspec.Struct, tag=True, array_like=True):
+    """One prompt to tokenize and submit as ``len(rids)`` engine requests (``n``), one params each.
+
+    Exactly one of ``text``, ``token_ids`` and ``messages`` is set. ``max_tokens`` ``None`` means "the rest
+    of the context"."""
+
+    rids: list[str]
+    params: list[SamplingParams]
+    text: str | None = None
+    token_ids: list[int] | None = None
+    messages: list[dict] | None = None
+    max_tokens: int | None = None
+
+
+class Abort(msgspec.Struct, tag=True, array_like=True):
+    """Stop these requests and free their KV (client gone, stop string matched)."""
+
+    rids: list[str]
+
+
+class EngineInfo(msgspec.Struct, tag=True, array_like=True):
+    """Facts about the engine that workers validate against, sent once at start-up."""
+
+    max_model_len: int
+    vocab_size: int
+
+
+# -- tokenizer -> engine ----------------------------------------------------------------------------------
+
+
+class EngineRequest(msgspec.Struct, array_like=True):
+    rid: str
+    prompt_ids: list[int]
+    params: SamplingParams
+
+
+class NewRequests(msgspec.Struct, tag=True, array_like=True):
+    reqs: list[EngineRequest]
+
+
+class StatsRequest(msgspec.Struct, tag=True, array_like=True):
+    """Ask the engine for an :class:`EngineStats` snapshot (``/metrics``)."""
+
+
+# -- engine -> detokenizer --------------------------------------------------------------------------------
+
+
+class DetokRequest(msgspec.Struct, array_like=True):
+    """What the detokenizer needs to know about a request, sent before its first tokens."""
+
+    rid: str
+    prompt_len: int
+    stop: list[str]
+    skip_special_tokens: bool
+    logprobs: bool
+
+
+class TokenUpdate(msgspec.Struct, array_like=True):
+    """New tokens of one request after a step. ``logprobs``: ``(token, logprob, [(id, logprob), ...])`` per
+    token when asked for."""
+
+    rid: str
+    token_ids: list[int]
+    finish_reason: str | None = None
+    logprobs: list[tuple[int, float, list[tuple[int, float]]]] | None = None
+    cached_tokens: int = 0
+
+
+class EngineOutputs(msgspec.Struct, tag=True, array_like=True):
+    """Everything one engine step produced, in one message: new requests first, then updates."""
+
+    new: list[DetokRequest]
+    updates: list[TokenUpdate]
+
+
+# -- detokenizer -> api server ----------------------------------------------------------------------------
+
+
+class TokenLogprobOut(msgspec.Struct, array_like=True):
+    token_id: int
+    token: str
+    logprob: float
+    top: list[tuple[int, str, float]]
+
+
+class RequestOutput(msgspec.Struct, array_like=True):
+    """A text delta of one request. ``completion_tokens`` counts all tokens so far."""
+
+    rid: str
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    logprobs: list[TokenLogprobOut] | None = None
+
+
+class DetokOutputs(msgspec.Struct, tag=True, array_like=True):
+    outputs: list[RequestOutput]
+
+
+# -- any worker -> api server -----------------------------------------------------------------------------
+
+
+class RequestError(msgspec.Struct, tag=True, array_like=True):
+    """A request was rejected (bad prompt, too long, ...): an HTTP error for all its ``rids``."""
+
+    rids: list[str]
+    message: str
+    status: int = 400
+    param: str | None = None
+
+
+class WorkerReady(msgspec.Struct, tag=True, array_like=True):
+    name: str
+    info: EngineInfo | None = None
+
+
+class WorkerFailed(msgspec.Struct, tag=True, array_like=True):
+    name: str
+    error: str
+
+
+class EngineStats(msgspec.Struct, tag=True, array_like=True):
+    num_running: int
+    num_waiting: int
+    kv_pages_total: int
+    kv_pages_free: int
+    kv_pages_cached: int
+    kv_pages_used: int
+    prompt_tokens: int
+    """Prompt tokens of finished requests (cumulative)."""
+    cached_prompt_tokens: int
+    """Of those, tokens served from the prefix cache (cumulative)."""
+    generation_tokens: int
+    num_retractions: int
+
+
+TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo
+TO_ENGINE = NewRequests | Abort | StatsRequest
+TO_DETOKENIZER = EngineOutputs
+TO_API = DetokOutputs | RequestError | WorkerReady | WorkerFailed | EngineStats
+
+encode = msgspec.msgpack.Encoder().encode
+
+
+def decoder(kind: object) -> msgspec.msgpack.Decoder:
+    """A decoder for one socket's message union."""
+    return msgspec.msgpack.Decoder(kind)

@@ -1,0 +1,51 @@
+"""The engine's periodic status line while it is busy: throughput, queues, KV usage, prefix-cache hits."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from minisgl_core.server.messages import EngineStats
+
+logger = logging.getLogger("minisgl.engine")
+
+
+class StatsLogger:
+    """Logs at most once every ``interval`` seconds (``interval <= 0`` disables), with rates over the
+    interval since the previous line."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last_time = time.monotonic()
+        self.last: EngineStats | None = None
+
+    def start(self, stats: EngineStats) -> None:
+        """The engine became busy: measure the next interval from now."""
+        self.last, self.last_time = stats, time.monotonic()
+
+    def due(self) -> bool:
+        """True when logging is on and the interval has passed since the previous line."""
+        return self.interval > 0 and time.monotonic() - self.last_time >= self.interval
+
+    def log(self, stats: EngineStats) -> str:
+        """Log (and return) one status line."""
+        now = time.monotonic()
+        line = self.format(stats, now - self.last_time)
+        self.last, self.last_time = stats, now
+        logger.info(line)
+        return line
+
+    def format(self, s: EngineStats, elapsed: float) -> str:
+        prev = self.last
+        gen = s.generation_tokens - (prev.generation_tokens if prev else 0)
+        prompt = s.prompt_tokens - (prev.prompt_tokens if prev else 0)
+        hit = s.cached_prompt_tokens - (prev.cached_prompt_tokens if prev else 0)
+        elapsed = max(elapsed, 1e-6)
+        kv = (s.kv_pages_used / s.kv_pages_total * 100) if s.kv_pages_total else 0.0
+        hit_rate = (hit / prompt * 100) if prompt else 0.0
+        return (
+            f"gen throughput {gen / elapsed:.1f} tok/s, prompt {prompt / elapsed:.1f} tok/s, "
+            f"running {s.num_running}, waiting {s.num_waiting}, "
+            f"KV used {kv:.1f}% ({s.kv_pages_used}/{s.kv_pages_total} pages, {s.kv_pages_cached} cached), "
+            f"prefix-cache hit rate {hit_rate:.1f}%"
+        )

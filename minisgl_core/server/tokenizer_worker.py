@@ -1,0 +1,135 @@
+"""The tokenizer process: prompts (text, token ids or chat messages) -> validated engine requests.
+
+Contract: every :class:`TokenizeRequest` yields either one :class:`EngineRequest` per rid (sent to the
+engine in one batch per wake-up) or one :class:`RequestError` to the API server. Aborts pass through to the
+engine on the same pipe as requests, so an abort can never overtake the request it cancels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import msgspec
+import zmq
+
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.messages import (
+    TO_TOKENIZER,
+    Abort,
+    EngineInfo,
+    EngineRequest,
+    NewRequests,
+    RequestError,
+    TokenizeRequest,
+    WorkerFailed,
+    WorkerReady,
+)
+from minisgl_core.tokenizer import apply_chat_template, load_tokenizer
+
+logger = logging.getLogger("minisgl.tokenizer")
+
+
+class PromptError(ValueError):
+    """A prompt the engine cannot take; ``param`` names the offending request field."""
+
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class PromptTokenizer:
+    """Turns a :class:`TokenizeRequest` into engine requests, checking it against the engine's limits."""
+
+    def __init__(self, tokenizer: Any, info: EngineInfo | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.info = info
+
+    def prompt_ids(self, req: TokenizeRequest) -> list[int]:
+        if req.messages is not None:
+            return apply_chat_template(self.tokenizer, req.messages)
+        if req.token_ids is not None:
+            return list(req.token_ids)
+        if not req.text:
+            raise PromptError("prompt is empty", "prompt")
+        return self.tokenizer.encode(req.text, add_special_tokens=True)
+
+    def build(self, req: TokenizeRequest) -> list[EngineRequest]:
+        """Engine requests for ``req`` (``PromptError``/``ValueError`` when it cannot be served)."""
+        param = "messages" if req.messages is not None else "prompt"
+        ids = self.prompt_ids(req)
+        if not ids:
+            raise PromptError("prompt is empty", param)
+        info = self.info
+        if info is None:
+            raise RuntimeError("tokenizer worker has no engine info yet")
+        if any(t < 0 or t >= info.vocab_size for t in ids):
+            raise PromptError(f"prompt token ids must be integers in [0, {info.vocab_size})", param)
+        room = info.max_model_len - len(ids)
+        if room < 1:
+            raise PromptError(
+                f"This model's maximum context length is {info.max_model_len} tokens. However, your prompt "
+                f"has {len(ids)} tokens (at least one token must be left for the completion).",
+                param,
+            )
+        if req.max_tokens is not None and req.max_tokens > room:
+            raise PromptError(
+                f"This model's maximum context length is {info.max_model_len} tokens. However, you requested "
+                f"{len(ids) + req.max_tokens} tokens ({len(ids)} in the prompt, {req.max_tokens} for the "
+                "completion). Please reduce the prompt or the completion length.",
+                "max_tokens",
+            )
+        out = []
+        for rid, params in zip(req.rids, req.params):
+            params.max_tokens = room if req.max_tokens is None else req.max_tokens
+            out.append(EngineRequest(rid, ids, params))
+        return out
+
+
+def _serve(tok: PromptTokenizer, inbox: Receiver, to_engine: Sender, to_api: Sender) -> None:
+    while True:
+        batch: list[EngineRequest] = []
+        for msg in inbox.recv_all(block=True):
+            if isinstance(msg, TokenizeRequest):
+                try:
+                    batch += tok.build(msg)
+                except PromptError as exc:
+                    to_api.send(RequestError(msg.rids, str(exc), 400, exc.param))
+                except ValueError as exc:
+                    to_api.send(RequestError(msg.rids, str(exc), 400, None))
+                except Exception as exc:  # noqa: BLE001 - a template or tokenizer failure must not kill us
+                    logger.exception("tokenizing request %s failed", msg.rids[:1])
+                    to_api.send(RequestError(msg.rids, f"tokenization failed: {exc}", 400, None))
+            elif isinstance(msg, Abort):
+                if batch:  # keep the order: requests before the aborts that follow them
+                    to_engine.send(NewRequests(batch))
+                    batch = []
+                to_engine.send(msg)
+            elif isinstance(msg, EngineInfo):
+                tok.info = msg
+        if batch:
+            to_engine.send(NewRequests(batch))
+
+
+def run_tokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) -> None:
+    """Process entry point: load the tokenizer, report ready to the API server, then serve."""
+    setup_worker("tokenizer", log_level)
+    ctx = zmq.Context()
+    to_api = Sender(ctx, addrs.api)
+    try:
+        tok = PromptTokenizer(load_tokenizer(tokenizer_path))
+        inbox = Receiver(ctx, addrs.tokenizer, TO_TOKENIZER)
+        to_engine = Sender(ctx, addrs.engine)
+    except Exception as exc:  # noqa: BLE001 - reported to the launcher
+        logger.debug("tokenizer start-up failed:\n%s", traceback.format_exc())
+        to_api.send(WorkerFailed("tokenizer", f"{type(exc).__name__}: {exc}"))
+        time.sleep(0.5)
+        raise SystemExit(1) from None
+    to_api.send(WorkerReady("tokenizer"))
+    try:
+        _serve(tok, inbox, to_engine, to_api)
+    except msgspec.DecodeError:
+        logger.exception("undecodable message")
+        raise
