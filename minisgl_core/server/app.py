@@ -13,8 +13,22 @@ from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware
 from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import error_response, install_error_handlers
 from minisgl_core.server.metrics import Metrics
-from minisgl_core.server.openai_protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from minisgl_core.server.openai_protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ErrorResponse,
+    GenerateRequest,
+)
 from minisgl_core.server.openai_serving import OpenAIServing
+
+
+ERRORS: dict[int | str, dict] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in [
+        (400, "invalid request"), (401, "missing or wrong API key"), (404, "unknown model"),
+        (413, "request body too large"), (503, "the engine is unavailable"),
+    ]
+}  # fmt: skip
 
 
 def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_name: str) -> FastAPI:
@@ -45,15 +59,15 @@ def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_na
         stats = await client.stats()
         return Response(metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=ERRORS)
     async def chat_completions(body: ChatCompletionRequest, raw: Request) -> Response:
         return await serving.chat(body, raw)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=ERRORS)
     async def completions(body: CompletionRequest, raw: Request) -> Response:
         return await serving.completions(body, raw)
 
-    @app.post("/generate")
+    @app.post("/generate", responses=ERRORS)
     async def generate(body: GenerateRequest, raw: Request) -> Response:
         return await serving.generate(body, raw)
 

@@ -54,6 +54,7 @@ class EngineWorker:
         self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
         self.generation_tokens = 0
+        self.num_aborted = 0
         self.stats_log = StatsLogger(log_interval)
 
     def run(self) -> None:
@@ -81,6 +82,7 @@ class EngineWorker:
             for rid in msg.rids:
                 req = self.reqs.get(rid)
                 if req is not None:
+                    self.num_aborted += 1
                     self.scheduler.abort(req)
                     self._add_update(req, [], FinishReason.ABORT, None)
         elif isinstance(msg, StatsRequest):
@@ -140,6 +142,7 @@ class EngineWorker:
             cached_prompt_tokens=self.cached_prompt_tokens,
             generation_tokens=self.generation_tokens,
             num_retractions=s.num_retractions,
+            num_aborted=self.num_aborted,
         )
 
 

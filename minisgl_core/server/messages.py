@@ -159,6 +159,8 @@ class EngineStats(msgspec.Struct, tag=True, array_like=True):
     """Of those, tokens served from the prefix cache (cumulative)."""
     generation_tokens: int
     num_retractions: int
+    num_aborted: int
+    """Requests aborted (client gone, stop string) (cumulative)."""
 
 
 TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo

@@ -52,6 +52,7 @@ class _EngineCollector:
             "minisgl_prefix_cache_hit_tokens": ("prompt tokens served from the prefix cache", s.cached_prompt_tokens),
             "minisgl_prefix_cache_queried_tokens": ("prompt tokens of finished requests", s.prompt_tokens),
             "minisgl_num_retractions": ("requests retracted under KV-memory pressure", s.num_retractions),
+            "minisgl_num_aborted_requests": ("requests aborted (client gone, stop string)", s.num_aborted),
         }
         for name, (doc, value) in counters.items():
             yield CounterMetricFamily(name, doc, value=value)

@@ -162,3 +162,16 @@ class GenerateRequest(BaseModel):
     input_ids: Annotated[list[TokenId], Field(min_length=1)] | None = None
     sampling_params: GenerateSampling = GenerateSampling()
     stream: Bool = False
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: int | str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer (OpenAI's shape)."""
+
+    error: ErrorDetail
