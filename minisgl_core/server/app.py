@@ -21,7 +21,6 @@ from minisgl_core.server.openai_protocol import (
 )
 from minisgl_core.server.openai_serving import OpenAIServing
 
-
 ERRORS: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in [

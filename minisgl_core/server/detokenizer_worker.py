@@ -9,6 +9,7 @@ process does not know (already finished here) are dropped.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str
         to_api.send(WorkerFailed("detokenizer", f"{type(exc).__name__}: {exc}"))
         time.sleep(0.5)
         raise SystemExit(1) from None
-    to_api.send(WorkerReady("detokenizer"))
+    to_api.send(WorkerReady("detokenizer", os.getpid()))
     while True:
         outputs: list[RequestOutput] = []
         aborts: list[str] = []

@@ -146,7 +146,7 @@ class EngineClient:
                     ready.add(msg.name)
                     if msg.info is not None:
                         self.info = msg.info
-                    logger.info("%s worker ready", msg.name)
+                    logger.info("%s worker ready (pid %d)", msg.name, msg.pid)
             else:
                 dead = check_alive()
                 if dead:

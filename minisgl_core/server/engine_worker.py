@@ -9,6 +9,7 @@ process blocks on its socket. Aborted requests are released at once and reported
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from typing import Any
@@ -160,5 +161,5 @@ def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, lo
         time.sleep(0.5)  # let the message leave before the process ends
         raise SystemExit(1) from None
     info = EngineInfo(runtime.max_model_len, runtime.model_config.vocab_size)
-    to_api.send(WorkerReady("engine", info))
+    to_api.send(WorkerReady("engine", os.getpid(), info))
     worker.run()

@@ -138,6 +138,7 @@ class RequestError(msgspec.Struct, tag=True, array_like=True):
 
 class WorkerReady(msgspec.Struct, tag=True, array_like=True):
     name: str
+    pid: int
     info: EngineInfo | None = None
 
 

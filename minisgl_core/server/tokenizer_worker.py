@@ -8,6 +8,7 @@ engine on the same pipe as requests, so an abort can never overtake the request 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from typing import Any
@@ -127,7 +128,7 @@ def run_tokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) 
         to_api.send(WorkerFailed("tokenizer", f"{type(exc).__name__}: {exc}"))
         time.sleep(0.5)
         raise SystemExit(1) from None
-    to_api.send(WorkerReady("tokenizer"))
+    to_api.send(WorkerReady("tokenizer", os.getpid()))
     try:
         _serve(tok, inbox, to_engine, to_api)
     except msgspec.DecodeError:
