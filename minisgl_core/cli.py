@@ -1,4 +1,4 @@
-"""The ``minisgl`` command: ``generate`` and ``plugins`` (more subcommands register below).
+"""The ``minisgl`` command: ``generate``, ``plugins``, ``new-plugin`` (more subcommands register below).
 
 Plugins load before the parser is built, so ``--help`` lists the backends, caches and schedulers that are
 installed.
@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list loaded plugins, what they register, and load failures")
     plugins.set_defaults(func=_cmd_plugins)
+
+    from minisgl_core.scaffold.command import add_new_plugin_command
+
+    add_new_plugin_command(sub)  # new-plugin
 
     from minisgl_core.server.commands import add_serving_commands
 

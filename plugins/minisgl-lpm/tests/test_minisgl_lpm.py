@@ -1,0 +1,75 @@
+"""The ``lpm`` scheduler: its ordering, minisgl's scheduler conformance suite, and its effect on hits."""
+
+from __future__ import annotations
+
+import random
+
+from minisgl_core.request import Req
+from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.scheduling import SchedulerContext
+from minisgl_core.testing import SchedulerSuite, tiny_model_dir, use_plugin
+
+use_plugin("minisgl_lpm")  # a no-op once the distribution is installed
+
+from minisgl_lpm.policy import LongestPrefixMatch  # noqa: E402 - after the plugin is loaded
+
+
+class View:
+    def __init__(self, waiting: list[Req], matches: dict[int, int]) -> None:
+        self.waiting, self.running, self.available_tokens = waiting, [], 10_000
+        self.matches = matches
+
+    def prefix_match_len(self, req: Req) -> int:
+        return self.matches.get(req.rid, 0)
+
+
+def reqs(n: int) -> list[Req]:
+    return [Req(i, [1, 2, 3], SamplingParams(), 16, frozenset(), arrival=i) for i in range(n)]
+
+
+def policy() -> LongestPrefixMatch:
+    return LongestPrefixMatch(SchedulerContext(8, 256, 1, 1024))
+
+
+def test_longest_cached_prefix_first_ties_in_arrival_order() -> None:
+    waiting = reqs(5)
+    order = policy().admission_order(View(waiting[::-1], {1: 32, 3: 64, 4: 32}))
+    assert [r.rid for r in order] == [3, 1, 4, 0, 2]
+
+
+def test_long_queues_fall_back_to_arrival_order() -> None:
+    p = policy()
+    waiting = reqs(p.max_queue_len + 1)
+    view = View(waiting[::-1], {r.rid: r.rid for r in waiting})
+    assert [r.rid for r in p.admission_order(view)] == [r.rid for r in waiting]
+    view.waiting = waiting[: p.max_queue_len][::-1]
+    assert p.admission_order(view)[0].rid == p.max_queue_len - 1
+
+
+class TestLPMConformance(SchedulerSuite):
+    scheduler = "lpm"
+
+
+def shared_prefix_prompts(groups: int = 4, per_group: int = 6, prefix: int = 96) -> list[list[int]]:
+    """Requests of ``groups`` system prompts, arriving interleaved (group 0, 1, 2, 3, 0, 1, ...)."""
+    rng = random.Random(0)
+    systems = [[rng.randrange(256) for _ in range(prefix)] for _ in range(groups)]
+    return [systems[g] + [rng.randrange(256) for _ in range(16)] for _ in range(per_group) for g in range(groups)]
+
+
+def test_lpm_serves_more_prompt_tokens_from_the_cache_than_fcfs() -> None:
+    from minisgl_core import LLM
+
+    prompts = shared_prefix_prompts()
+    params = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+    tokens, hits = {}, {}
+    for name in ("fcfs", "lpm"):
+        llm = LLM(
+            str(tiny_model_dir("qwen3")), device="cpu", attention="torch", scheduler=name,
+            num_kv_tokens=384, max_running_requests=4,
+        )  # fmt: skip
+        outs = llm.generate(prompts, params, use_tqdm=False)
+        tokens[name] = [o.token_ids for o in outs]
+        hits[name] = sum(o.num_cached_tokens for o in outs)
+    assert tokens["lpm"] == tokens["fcfs"]
+    assert hits["lpm"] > hits["fcfs"] + 1000, hits
