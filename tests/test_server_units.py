@@ -1,0 +1,107 @@
+"""Server building blocks in-process: message encoding, prompt validation, detokenizer worker, status line."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.server.detokenizer_worker import Detokenizer
+from minisgl_core.server.messages import (
+    TO_API,
+    TO_TOKENIZER,
+    DetokRequest,
+    EngineInfo,
+    EngineOutputs,
+    EngineStats,
+    TokenizeRequest,
+    TokenUpdate,
+    WorkerReady,
+    encode,
+)
+from minisgl_core.server.stats_log import StatsLogger
+from minisgl_core.server.tokenizer_worker import PromptError, PromptTokenizer
+from minisgl_core.testing.tiny_models import byte_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return byte_tokenizer()
+
+
+def test_messages_round_trip_with_sampling_params() -> None:
+    req = TokenizeRequest(["1", "2"], [SamplingParams(temperature=0.5, stop=["x"], seed=3)] * 2, text="hi")
+    back = msgspec.msgpack.decode(encode(req), type=TO_TOKENIZER)
+    assert back == req and isinstance(back.params[0], SamplingParams)
+    ready = msgspec.msgpack.decode(encode(WorkerReady("engine", 7, EngineInfo(64, 100))), type=TO_API)
+    assert ready.info.max_model_len == 64
+    bad = encode(TokenizeRequest(["1"], [SamplingParams()], text="hi")).replace(b"temperature", b"temperaturX")
+    assert msgspec.msgpack.decode(bad, type=TO_TOKENIZER).params[0].temperature == 1.0  # unknown keys ignored
+
+
+def test_prompt_tokenizer_limits(tok) -> None:
+    pt = PromptTokenizer(tok, EngineInfo(max_model_len=64, vocab_size=len(tok)))
+    reqs = pt.build(TokenizeRequest(["a", "b"], [SamplingParams(), SamplingParams(seed=1)], text="hello"))
+    assert [r.rid for r in reqs] == ["a", "b"] and reqs[0].prompt_ids == tok.encode("hello")
+    assert reqs[0].params.max_tokens == 64 - 5  # no max_tokens: the rest of the context
+    chat = pt.build(
+        TokenizeRequest(["c"], [SamplingParams()], messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    )
+    assert chat[0].params.max_tokens == 2 and len(chat[0].prompt_ids) > 1
+    cases = [
+        (TokenizeRequest(["d"], [SamplingParams()], text=""), "prompt", "empty"),
+        (TokenizeRequest(["d"], [SamplingParams()], token_ids=[1] * 64), "prompt", "maximum context length"),
+        (TokenizeRequest(["d"], [SamplingParams()], token_ids=[1, 2], max_tokens=63), "max_tokens", "requested 65"),
+        (TokenizeRequest(["d"], [SamplingParams()], token_ids=[10**6]), "prompt", "token ids"),
+    ]
+    for req, param, message in cases:
+        with pytest.raises(PromptError, match=message) as err:
+            pt.build(req)
+        assert err.value.param == param
+
+
+def _run(detok: Detokenizer, rid: str, ids: list[int], finish_last: str | None = "length"):
+    texts, reasons, aborts = [], [], []
+    for k, t in enumerate(ids):
+        reason = finish_last if k == len(ids) - 1 else None
+        outs, ab = detok.process(EngineOutputs([], [TokenUpdate(rid, [t], reason)]))
+        texts += [o.text for o in outs]
+        reasons += [o.finish_reason for o in outs]
+        aborts += ab
+    return texts, reasons, aborts
+
+
+def test_detokenizer_is_incremental_utf8_safe_and_stops(tok) -> None:
+    text = "héllo wörld ✓ done"
+    ids = tok.encode(text)
+    detok = Detokenizer(tok)
+    detok.process(EngineOutputs([DetokRequest("r", 3, [], True, False)], []))
+    texts, reasons, aborts = _run(detok, "r", ids)
+    assert "".join(texts) == text and all("\ufffd" not in t for t in texts)
+    assert reasons[-1] == "length" and aborts == [] and "r" not in detok.states
+    # a stop string spanning several tokens ends the request here and asks the engine to abort it
+    detok.process(EngineOutputs([DetokRequest("s", 3, ["wörld"], True, False)], []))
+    texts, reasons, aborts = _run(detok, "s", ids, finish_last=None)
+    assert "".join(texts) == "héllo " and "stop" in reasons and aborts == ["s"]
+    assert detok.states == {}  # later updates for it are dropped
+    outs, _ = detok.process(EngineOutputs([], [TokenUpdate("s", [1], None)]))
+    assert outs == []
+
+
+def test_detokenizer_final_partial_character_matches_one_shot_decode(tok) -> None:
+    ids = tok.encode("a✓")[:-1]  # cut inside the multi-byte character
+    detok = Detokenizer(tok)
+    detok.process(EngineOutputs([DetokRequest("r", 1, [], True, False)], []))
+    texts, _, _ = _run(detok, "r", ids)
+    assert "".join(texts) == tok.decode(ids)
+
+
+def test_status_line() -> None:
+    log = StatsLogger(interval=5.0)
+    s0 = EngineStats(1, 0, 100, 90, 5, 5, 0, 0, 0, 0, 0)
+    s1 = EngineStats(3, 2, 100, 50, 10, 40, 1000, 250, 2000, 0, 0)
+    log.start(s0)
+    line = log.format(s1, 2.0)
+    assert "gen throughput 1000.0 tok/s" in line and "running 3, waiting 2" in line
+    assert "KV used 40.0%" in line and "prefix-cache hit rate 25.0%" in line
+    assert not log.due() and not StatsLogger(0).due()
