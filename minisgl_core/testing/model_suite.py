@@ -100,9 +100,15 @@ class ModelPluginSuite(ConformanceSuite):
 
     # -- tests --------------------------------------------------------------------------------------------
 
-    def test_architecture_is_registered(self) -> None:
+    def test_architecture_is_registered_and_built(self, reference: Reference) -> None:
         entry = REGISTRIES[MODEL].get(self.architecture)
         assert entry.name == self.architecture
+        model = self.llm(reference.path, load_format="dummy").runtime.engine.model
+        built = type(model)
+        made_by = getattr(entry.load(), "__module__", None)
+        assert made_by is not None and made_by.split(".")[0] == built.__module__.split(".")[0], (
+            f"the engine built {built.__module__}.{built.__name__}, not the plugin registered for {self.architecture}"
+        )
 
     def test_greedy_matches_transformers(self, reference: Reference, variant: str) -> None:
         from minisgl_core import SamplingParams

@@ -30,6 +30,8 @@ from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
 from minisgl_core.testing.scheduler_driver import Arrival, DriveResult, drive
 from minisgl_core.testing.suite_base import ConformanceSuite
 
+_REFERENCE_RUNS: dict[tuple[str, ...], DriveResult] = {}
+
 
 class _View:
     """A :class:`~minisgl_core.scheduling.SchedulerView` over plain lists, for the contract test."""
@@ -69,8 +71,17 @@ class SchedulerSuite(ConformanceSuite):
         return LLM(str(tiny_model_dir("qwen3")), **kwargs).runtime
 
     def run(self, arrivals: list[Arrival], scheduler: str | None = None, **overrides: Any) -> DriveResult:
+        """Drive ``arrivals`` through a fresh engine with ``scheduler`` (default: the one under test).
+        Runs of the reference scheduler are memoised for the session (they never change)."""
+        scheduler = scheduler or self.scheduler
+        key = (scheduler, self.device, repr(arrivals), repr(sorted(overrides.items())))
+        if scheduler == self.reference and key in _REFERENCE_RUNS:
+            return _REFERENCE_RUNS[key]
         total = sum(len(a.prompt_ids) + a.max_tokens for a in arrivals)
-        return drive(self.runtime(scheduler or self.scheduler, **overrides), arrivals, max_steps=4 * total + 200)
+        result = drive(self.runtime(scheduler, **overrides), arrivals, max_steps=4 * total + 200)
+        if scheduler == self.reference:
+            _REFERENCE_RUNS[key] = result
+        return result
 
     # -- workloads ------------------------------------------------------------------------------------------
 
@@ -82,21 +93,21 @@ class SchedulerSuite(ConformanceSuite):
         out = []
         for i in range(12):
             prompt = (system if i % 3 == 0 else []) + [rng.randrange(256) for _ in range(rng.randint(1, 60))]
-            out.append(Arrival(0, prompt, rng.randint(8, 48)))
+            out.append(Arrival(0, prompt, rng.randint(8, 40)))
         out.append(Arrival(0, [rng.randrange(256) for _ in range(140)], 8))
         out.append(Arrival(0, [5], 1))
         return out
 
     @staticmethod
     def stream(seed: int = 0) -> list[Arrival]:
-        """Thirty requests arriving over time; two thirds share one of two long prefixes."""
+        """Twenty-four requests arriving over time; two thirds share one of two long prefixes."""
         rng = random.Random(seed)
         systems = [[rng.randrange(256) for _ in range(48)] for _ in range(2)]
         out = []
-        for i in range(30):
+        for i in range(24):
             head = systems[i % 2] if i % 3 else []
             out.append(
-                Arrival(i // 2, head + [rng.randrange(256) for _ in range(rng.randint(2, 30))], rng.randint(4, 40))
+                Arrival(i // 2, head + [rng.randrange(256) for _ in range(rng.randint(2, 30))], rng.randint(4, 28))
             )
         return out
 
@@ -127,7 +138,7 @@ class SchedulerSuite(ConformanceSuite):
 
     def test_every_request_finishes_under_memory_pressure(self, page_size: int, cache: str) -> None:
         arrivals = self.burst()
-        ample = self.run(arrivals, self.reference, page_size=page_size, cache=cache)
+        ample = self.run(arrivals, self.reference)  # greedy tokens depend on neither paging nor caching
         tight = self.run(
             arrivals, page_size=page_size, cache=cache, num_kv_tokens=176, max_prefill_tokens=32,
             max_running_requests=6,
@@ -136,9 +147,9 @@ class SchedulerSuite(ConformanceSuite):
 
     def test_streaming_arrivals_finish(self, page_size: int) -> None:
         arrivals = self.stream()
-        ample = self.run(arrivals, self.reference, page_size=page_size)
+        ample = self.run(arrivals, self.reference)
         tight = self.run(
-            arrivals, page_size=page_size, num_kv_tokens=192, max_prefill_tokens=48, max_running_requests=4
+            arrivals, page_size=page_size, num_kv_tokens=160, max_prefill_tokens=48, max_running_requests=4
         )
         assert tight.outputs == ample.outputs, "tokens changed under memory pressure"
 

@@ -7,6 +7,7 @@ They let tests (and the ``demo`` model) run the real loading path - ``config.jso
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -74,7 +75,8 @@ def save_random_model(path: str | Path, config: Any, seed: int = 0, init_std: fl
     ``path``; returns the transformers model (for reference outputs).
 
     ``model_cls`` defaults to ``AutoModelForCausalLM`` (chosen by ``config.model_type``), so a model plugin
-    may name any architecture in ``config.architectures`` and still be compared with a transformers twin.
+    may name any architecture in ``config.architectures`` and still be compared with a transformers twin:
+    the saved ``config.json`` keeps ``config.architectures`` as given.
     ``init_std`` is large on purpose: it makes logits decisive, so greedy comparisons are not decided by
     rounding noise between implementations. Norm weights are drawn around 1.
     """
@@ -94,7 +96,13 @@ def save_random_model(path: str | Path, config: Any, seed: int = 0, init_std: fl
             else:
                 p.normal_(0.0, init_std)
     model.eval()
+    architectures = list(config.architectures or [])
     model.save_pretrained(path)
+    if architectures:  # save_pretrained writes the transformers class name; keep the one the caller chose
+        config_file = path / "config.json"
+        saved = json.loads(config_file.read_text())
+        saved["architectures"] = architectures
+        config_file.write_text(json.dumps(saved, indent=2) + "\n")
     byte_tokenizer().save_pretrained(path)
     return model
 
