@@ -96,3 +96,9 @@ def test_dead_engine_fails_requests_with_503_and_exits(tiny_qwen3, tmp_path) -> 
         assert _wait_gone(children) == set(), "workers left behind"
     finally:
         server.stop()
+
+
+def test_engine_start_up_failure_is_reported(tiny_qwen3, tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="exited with 1 before ready") as err:
+        ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--max-model-len", "100000")
+    assert "the engine worker failed to start: ValueError: max_model_len 100000 exceeds" in str(err.value)

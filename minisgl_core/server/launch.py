@@ -168,8 +168,9 @@ def run_server(config: EngineConfig, args: ServerArgs) -> int:
         # while serving uvicorn owns the signals; this only sees the one it re-raises when done
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    workers = Workers(config, args)
+    workers: Workers | None = None
     try:
+        workers = Workers(config, args)
         return asyncio.run(serve_app(config, args, workers, lambda url, srv: serving.set()))
     except StartupError as exc:
         logger.error("%s", exc)
@@ -178,7 +179,8 @@ def run_server(config: EngineConfig, args: ServerArgs) -> int:
         logger.info("interrupted during start-up")
         return 130
     finally:
-        workers.stop()
+        if workers is not None:
+            workers.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
         logger.info("minisgl server stopped")
