@@ -116,15 +116,16 @@ def save_tiny_model(path: str | Path, arch: str = "qwen3", seed: int = 0, init_s
 _TINY_DIRS: dict[str, Path] = {}
 
 
-def tiny_model_dir(arch: str = "qwen3") -> Path:
-    """A tiny random ``arch`` checkpoint (seed 0) written once per process to a temporary folder that is
-    removed at exit. Suites share it; never write into it."""
-    if arch not in _TINY_DIRS:
+def tiny_model_dir(arch: str = "qwen3", **overrides: Any) -> Path:
+    """A tiny random ``arch`` checkpoint (seed 0, config ``overrides`` applied) written once per process to a
+    temporary folder that is removed at exit. Suites share it; never write into it."""
+    key = json.dumps([arch, overrides], sort_keys=True)
+    if key not in _TINY_DIRS:
         root = Path(tempfile.mkdtemp(prefix=f"minisgl-tiny-{arch}-"))
         atexit.register(shutil.rmtree, root, True)
-        save_tiny_model(root, arch)
-        _TINY_DIRS[arch] = root
-    return _TINY_DIRS[arch]
+        save_tiny_model(root, arch, **overrides)
+        _TINY_DIRS[key] = root
+    return _TINY_DIRS[key]
 
 
 def hf_greedy(model: Any, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
