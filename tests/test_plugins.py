@@ -194,7 +194,8 @@ def test_spawned_workers_load_the_same_plugins(tmp_path: Path, monkeypatch: pyte
     proc.start()
     names = queue.get(timeout=60)
     proc.join(timeout=30)
-    assert names == (["fcfs", "from-env"], [])
+    schedulers, failures = names
+    assert {"fcfs", "from-env"} <= set(schedulers) and failures == []  # plus installed plugins' (plugins/*)
 
 
 def test_misspelled_hook_is_reported(caplog) -> None:
