@@ -105,3 +105,26 @@ def test_status_line() -> None:
     assert "gen throughput 1000.0 tok/s" in line and "running 3, waiting 2" in line
     assert "KV used 40.0%" in line and "prefix-cache hit rate 25.0%" in line
     assert not log.due() and not StatsLogger(0).due()
+
+
+def test_generation_coalesces_outputs_per_choice() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from minisgl_core.server.engine_client import Generation
+    from minisgl_core.server.messages import RequestOutput
+    from minisgl_core.server.metrics import Metrics
+
+    async def run() -> list:
+        client = SimpleNamespace(metrics=Metrics(), _forget=lambda gen: None)
+        gen = Generation(client, ["a", "b"], [0, 0])  # type: ignore[arg-type]
+        gen._push(RequestOutput("a", "he", [1], None, 3, 1))
+        gen._push(RequestOutput("b", "x", [9], None, 3, 1))
+        gen._push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
+        return await gen.next()
+
+    outs = asyncio.run(run())
+    assert [(i, o.text, o.token_ids, o.finish_reason, o.completion_tokens) for i, o in outs] == [
+        (0, "hello", [1, 2, 3], "length", 3),
+        (1, "x", [9], None, 1),
+    ]

@@ -84,14 +84,20 @@ class Generation:
         self._event.set()
 
     async def next(self) -> list[tuple[int, RequestOutput]]:
-        """The outputs that arrived since the last call, as ``(choice index, output)``; waits for at least
-        one. Raises :class:`APIError` (rejected, workers gone) or :class:`ClientGone`."""
+        """The outputs that arrived since the last call, as ``(choice index, output)``, at most one per
+        choice (a slow consumer gets bigger deltas, not more of them); waits for at least one. Raises
+        :class:`APIError` (rejected, workers gone) or :class:`ClientGone`."""
         while not self._outputs:
             if self._error is not None:
                 raise self._error
             await self._event.wait()
             self._event.clear()
         outs, self._outputs = self._outputs, []
+        if len(outs) > 1 and len({i for i, _ in outs}) < len(outs):
+            merged: dict[int, RequestOutput] = {}
+            for i, out in outs:
+                merged[i] = _merge(merged[i], out) if i in merged else out
+            outs = list(merged.items())
         return outs
 
     def watch_disconnect(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
@@ -111,6 +117,15 @@ class Generation:
         if self._watcher is not None and self._watcher is not asyncio.current_task():
             self._watcher.cancel()
         self.client._forget(self)
+
+
+def _merge(a: RequestOutput, b: RequestOutput) -> RequestOutput:
+    """One output covering ``a`` then ``b`` (of the same request)."""
+    logprobs = (a.logprobs or []) + (b.logprobs or []) if a.logprobs is not None or b.logprobs is not None else None
+    return RequestOutput(
+        b.rid, a.text + b.text, a.token_ids + b.token_ids, b.finish_reason, b.prompt_tokens, b.completion_tokens,
+        b.cached_tokens, logprobs,
+    )  # fmt: skip
 
 
 class EngineClient:

@@ -16,7 +16,9 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
-TokenId = Annotated[int, Strict(), Field(ge=0)]
+INT32_MAX = 2**31 - 1
+TokenId = Annotated[int, Strict(), Field(ge=0, le=INT32_MAX)]
+Count = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX)]
 Seed = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
 MAX_CHOICES = 64
 
@@ -31,10 +33,10 @@ class SamplingFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: Str
-    max_tokens: Annotated[int, Strict(), Field(ge=1)] | None = None
+    max_tokens: Count | None = None
     temperature: Annotated[float, Strict(), Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Strict(), Field(gt=0.0, le=1.0)] | None = None
-    top_k: Annotated[int, Strict(), Field(ge=-1)] | None = None
+    top_k: Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX)] | None = None
     min_p: Annotated[float, Strict(), Field(ge=0.0, le=1.0)] | None = None
     seed: Seed | None = None
     stop: Annotated[str, Strict(), Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] | None = None
@@ -92,7 +94,7 @@ class ChatMessage(BaseModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_completion_tokens: Annotated[int, Strict(), Field(ge=1)] | None = None
+    max_completion_tokens: Count | None = None
     logprobs: Bool = False
     top_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
 
@@ -134,10 +136,10 @@ class GenerateSampling(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_new_tokens: Annotated[int, Strict(), Field(ge=1)] | None = None
+    max_new_tokens: Count | None = None
     temperature: Annotated[float, Strict(), Field(ge=0.0)] = 1.0
     top_p: Annotated[float, Strict(), Field(gt=0.0, le=1.0)] = 1.0
-    top_k: Annotated[int, Strict(), Field(ge=-1)] = -1
+    top_k: Annotated[int, Strict(), Field(ge=-1, le=INT32_MAX)] = -1
     min_p: Annotated[float, Strict(), Field(ge=0.0, le=1.0)] = 0.0
     seed: Seed | None = None
     stop: list[Annotated[str, Field(min_length=1)]] = []
