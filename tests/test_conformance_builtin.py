@@ -29,6 +29,7 @@ class TestNaiveCache(CachePolicySuite):
 class TestFCFSScheduler(SchedulerSuite):
     scheduler = "fcfs"
     max_overtakes = 0  # first come, first admitted
+    caches = ("radix", "naive")
 
 
 class TestFCFSSchedulerCUDA(SchedulerSuite):

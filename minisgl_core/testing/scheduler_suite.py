@@ -59,7 +59,8 @@ class SchedulerSuite(ConformanceSuite):
     max_wait_slack: ClassVar[int] = 8
     max_overtakes: ClassVar[int | None] = None
     """Most later arrivals that may be admitted before any request; ``None``: not bounded."""
-    caches: ClassVar[tuple[str, ...]] = ("radix", "naive")
+    caches: ClassVar[tuple[str, ...]] = ("radix",)
+    """Cache policies the memory-pressure test runs with."""
     params: ClassVar[dict[str, str]] = {"page_size": "page_sizes", "cache": "caches"}
 
     def runtime(self, scheduler: str, **overrides: Any):  # noqa: ANN201 - a minisgl_core.runtime.Runtime
@@ -87,27 +88,27 @@ class SchedulerSuite(ConformanceSuite):
 
     @staticmethod
     def burst(seed: int = 0) -> list[Arrival]:
-        """Fourteen requests at once: short and long prompts, some sharing a prefix, one near the KV limit."""
+        """Ten requests at once: short and long prompts, some sharing a prefix, one near the KV limit."""
         rng = random.Random(seed)
         system = [rng.randrange(256) for _ in range(40)]
         out = []
-        for i in range(12):
+        for i in range(8):
             prompt = (system if i % 3 == 0 else []) + [rng.randrange(256) for _ in range(rng.randint(1, 60))]
-            out.append(Arrival(0, prompt, rng.randint(8, 40)))
+            out.append(Arrival(0, prompt, rng.randint(8, 32)))
         out.append(Arrival(0, [rng.randrange(256) for _ in range(140)], 8))
         out.append(Arrival(0, [5], 1))
         return out
 
     @staticmethod
     def stream(seed: int = 0) -> list[Arrival]:
-        """Twenty-four requests arriving over time; two thirds share one of two long prefixes."""
+        """Sixteen requests arriving over time; two thirds share one of two long prefixes."""
         rng = random.Random(seed)
         systems = [[rng.randrange(256) for _ in range(48)] for _ in range(2)]
         out = []
-        for i in range(24):
+        for i in range(16):
             head = systems[i % 2] if i % 3 else []
             out.append(
-                Arrival(i // 2, head + [rng.randrange(256) for _ in range(rng.randint(2, 30))], rng.randint(4, 28))
+                Arrival(i // 2, head + [rng.randrange(256) for _ in range(rng.randint(2, 30))], rng.randint(4, 24))
             )
         return out
 
