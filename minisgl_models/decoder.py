@@ -51,9 +51,7 @@ class DecoderAttention(nn.Module):
         q = q.view(q.shape[0], -1, self.head_dim)
         k = k.view(k.shape[0], -1, self.head_dim)
         v = v.view(v.shape[0], -1, self.head_dim)
-        if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary[0](positions, q, k)
+        q, k = self.rotary[0](positions, q, k, self.q_norm, self.k_norm)
         return self.o_proj(self.attn(q, k, v, batch))
 
 

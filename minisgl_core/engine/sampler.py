@@ -9,11 +9,13 @@ depend on what else is in the batch.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from minisgl_core.kernels import ops, use_triton
 from minisgl_core.sampling_params import SamplingParams
 
 _MASK32 = 0xFFFFFFFF
@@ -137,10 +139,15 @@ class Sampler:
 
     def __init__(self, device: torch.device, seed: int) -> None:
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.host_rng = random.Random(seed)
         self.penalties: PenaltyState | None = None
 
     def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> SampleResult:
         """``logits`` ``[S, vocab]`` -> next token ids ``[S]`` (int64, on the logits' device)."""
+        simple = not (batch.needs_filter or batch.any_seeded or batch.any_penalty) and batch.logprobs < 0
+        if simple and use_triton(logits):  # one fused pass: temperature + Gumbel-max (or argmax)
+            seed = self.host_rng.randrange(1 << 31)
+            return SampleResult(ops().sample_gumbel(logits, batch.col(_TEMP).contiguous(), seed))
         logits = logits.float()
         raw = logits
         if batch.any_penalty and self.penalties is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from minisgl_core.kernels import ops, use_triton
+
 
 class RMSNorm(nn.Module):
     """``x / rms(x) * weight`` over the last dimension.
@@ -27,6 +29,11 @@ class RMSNorm(nn.Module):
     def forward(
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 2 and use_triton(x):
+            if residual is not None:
+                residual = residual.clone() if residual is x else residual
+            out, new_residual = ops().rmsnorm(x, self.weight, self.eps, residual)
+            return out if residual is None else (out, new_residual)
         if residual is None:
             return self._norm(x)
         x = x + residual

@@ -8,6 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from minisgl_core.kernels import ops, use_triton
+from minisgl_core.layers.norm import RMSNorm
+
 
 def rope_inv_freq(head_dim: int, theta: float, scaling: dict[str, Any] | None) -> torch.Tensor:
     """Inverse frequencies (float32, ``head_dim // 2`` values) after applying ``scaling``."""
@@ -58,10 +61,30 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        positions: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        q_norm: RMSNorm | None = None,
+        k_norm: RMSNorm | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE of ``q`` and ``k``; with ``q_norm``/``k_norm``, each head is RMS-normalised first (Qwen3).
+        On the GPU the norm and the rotation are one fused kernel per tensor."""
+        if use_triton(q) and q.stride(-1) == 1 and k.stride(-1) == 1:
+            fused = ops().norm_rope
+            q = fused(q, positions, self.cos, self.sin, *_norm_args(q_norm))
+            k = fused(k, positions, self.cos, self.sin, *_norm_args(k_norm))
+            return q, k
+        if q_norm is not None and k_norm is not None:
+            q, k = q_norm(q), k_norm(k)
         cos = self.cos[positions].unsqueeze(1)
         sin = self.sin[positions].unsqueeze(1)
         cos_q, sin_q = cos.to(q.dtype), sin.to(q.dtype)
         q = q * cos_q + _rotate_half(q) * sin_q
         k = k * cos_q + _rotate_half(k) * sin_q
         return q, k
+
+
+def _norm_args(norm: RMSNorm | None) -> tuple[torch.Tensor | None, float]:
+    return (norm.weight, norm.eps) if norm is not None else (None, 1e-6)

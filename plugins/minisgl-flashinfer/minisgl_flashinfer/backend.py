@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBatch, Phase
+from minisgl_core.kernels import ops, use_triton
 from minisgl_core.layers.attention import AttentionLayer
 
 WORKSPACE_BYTES = 256 << 20
@@ -66,6 +67,10 @@ class FlashInferAttention(AttentionBackend):
         indptr_host, last_host = indptr.pin_memory(), last.pin_memory()
         device = self.ctx.device
         indptr_dev = indptr_host.to(device, non_blocking=True)
+        if use_triton(batch.page_table):  # one kernel instead of a chain of gathers
+            max_pages = int(pages.max()) if len(kv) else 0
+            indices = ops().paged_kv_indices(batch.page_table, batch.rows, indptr_dev, total, max_pages, ps)
+            return indptr_host, last_host, indices
         pages_dev = indptr_dev[1:] - indptr_dev[:-1]
         owner = torch.repeat_interleave(
             torch.arange(len(kv), device=device), pages_dev.to(torch.int64), output_size=total
@@ -109,6 +114,7 @@ class FlashInferAttention(AttentionBackend):
 
     # -- CUDA graphs ------------------------------------------------------------------------------------
 
+    @torch.inference_mode()
     def init_cuda_graph(self, max_batch_size: int) -> None:
         device = self.ctx.device
         self._graph_buffers = (
@@ -117,6 +123,7 @@ class FlashInferAttention(AttentionBackend):
             torch.zeros(max_batch_size, dtype=torch.int32, device=device),
         )
 
+    @torch.inference_mode()
     def prepare_capture(self, batch: ForwardBatch) -> None:
         assert self._graph_buffers is not None, "init_cuda_graph first"
         bs = batch.batch_size
@@ -129,6 +136,7 @@ class FlashInferAttention(AttentionBackend):
         self.graph_decode[bs] = _Planned(wrapper)
         self._plan_decode(self.graph_decode[bs], batch)
 
+    @torch.inference_mode()  # the fixed buffers are inference tensors (created while capturing)
     def prepare_replay(self, batch: ForwardBatch) -> None:
         self._plan_decode(self.graph_decode[batch.batch_size], batch)
 

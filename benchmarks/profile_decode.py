@@ -1,0 +1,89 @@
+"""Where does a decode step's time go? Host phases and device kernels of the offline workload.
+
+Runs the standard workload's requests through the scheduler, lets prefill finish, then profiles a window of
+decode steps with ``torch.profiler``; the main host phases are labelled with ``record_function``.
+
+    python benchmarks/profile_decode.py --attention flashinfer --steps 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from offline import wordlevel_tokenizer, workload
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from minisgl_core import LLM, SamplingParams
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def label(obj: object, name: str, tag: str) -> None:
+    fn = getattr(obj, name)
+
+    def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with record_function(tag):
+            return fn(*args, **kwargs)
+
+    setattr(obj, name, wrapped)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default=str(Path(__file__).parent / "models" / "qwen3-0.6b"))
+    p.add_argument("--attention", default="flashinfer")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--skip", type=int, default=30, help="decode steps before the profiled window")
+    p.add_argument("--rows", type=int, default=30)
+    args = p.parse_args()
+    vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
+    tok = wordlevel_tokenizer(vocab, Path(tempfile.mkdtemp()))
+    llm = LLM(args.model, tokenizer=str(tok), load_format="dummy", dtype="bfloat16", attention=args.attention)
+    runtime = llm.runtime
+    sched, engine = runtime.scheduler, runtime.engine
+    prompts, max_tokens = workload()
+    for prompt, m in zip(prompts, max_tokens):
+        sched.add(runtime.make_request(prompt, SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=m)))
+    label(sched, "_schedule", "host:schedule")
+    label(sched, "_process", "host:process(wait+bookkeeping)")
+    label(engine, "run", "host:engine.run")
+    if engine.graph_runner is not None:
+        label(engine.graph_runner, "_fill", "host:graph.fill")
+        label(engine.graph_runner.backend, "prepare_replay", "host:attn.prepare_replay")
+    label(engine.sampler, "sample", "host:sampler")
+    label(engine, "_finish", "host:finish(copy-back)")
+    steps = 0
+    while any(r.in_prefill for r in sched.running) or sched.waiting:
+        sched.step()
+        steps += 1
+    for _ in range(args.skip):
+        sched.step()
+    sync()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(args.steps):
+            sched.step()
+        sync()
+    wall = (time.perf_counter() - start) / args.steps
+    print(f"prefill steps {steps}; batch {len(sched.running)}; wall per decode step {wall * 1e3:.2f} ms (profiled)")
+    table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=args.rows, max_name_column_width=60)
+    print(table)
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        sched.step()
+    sync()
+    print(f"wall per decode step without profiler: {(time.perf_counter() - start) / args.steps * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Optional fused kernels (Triton) for the GPU hot path.
+
+Layers call :func:`use_triton` with their input: it is true for CUDA tensors when Triton imports and
+``MINISGL_DISABLE_TRITON`` is not set (and for CPU tensors under ``TRITON_INTERPRET=1``, for tests).
+Otherwise layers use their plain PyTorch code, which is also the reference the kernels are tested against.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from types import ModuleType
+
+import torch
+
+
+@functools.cache
+def _ops() -> ModuleType | None:
+    if os.environ.get("MINISGL_DISABLE_TRITON"):
+        return None
+    try:
+        from minisgl_core.kernels import triton_ops
+    except Exception:  # noqa: BLE001 - no triton, or a broken install: fall back to PyTorch
+        return None
+    return triton_ops
+
+
+def use_triton(x: torch.Tensor) -> bool:
+    if x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1":
+        return _ops() is not None
+    return False
+
+
+def ops() -> ModuleType:
+    """The Triton kernels module (call only after :func:`use_triton` returned True)."""
+    module = _ops()
+    assert module is not None
+    return module

@@ -1,0 +1,32 @@
+"""The ``flashinfer`` backend against the ``torch`` reference (the core's attention conformance suite).
+
+Needs a CUDA GPU and FlashInfer; on other machines the plugin's registration is still checked and the
+GPU scenarios are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from minisgl_core.registry import ATTENTION, REGISTRIES
+from minisgl_core.testing import AttentionBackendSuite
+
+HAVE_FLASHINFER = importlib.util.find_spec("flashinfer") is not None
+
+
+def test_registered_without_importing_flashinfer() -> None:
+    entry = REGISTRIES[ATTENTION].get("fi")
+    assert entry.name == "flashinfer" and entry.distribution == "minisgl-flashinfer"
+    assert entry.metadata["devices"] == ("cuda",)
+
+
+@pytest.mark.skipif(not HAVE_FLASHINFER, reason="flashinfer is not installed (GPU machines only)")
+class TestFlashInfer(AttentionBackendSuite):
+    backend = "flashinfer"
+    device = "cuda"
+    dtype = torch.bfloat16
+    head_configs = ((16, 8, 128), (8, 2, 128))  # the head size of the Qwen3 / Llama 3 models served
+    check_generation = False  # tiny models have head_dim 16; tests/test_gpu_engine.py generates with 128

@@ -1,0 +1,105 @@
+"""The fused Triton kernels against the plain PyTorch code they replace.
+
+They run on a GPU when there is one, and otherwise on the CPU through Triton's interpreter
+(``TRITON_INTERPRET=1``) when Triton is installed; without either they are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+HAVE_TRITON = importlib.util.find_spec("triton") is not None
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+pytestmark = pytest.mark.skipif(
+    not HAVE_TRITON or (DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1"),
+    reason="needs Triton on a GPU, or TRITON_INTERPRET=1 on the CPU",
+)
+
+
+@pytest.fixture(scope="module")
+def ops():  # noqa: ANN201
+    from minisgl_core.kernels import triton_ops
+
+    return triton_ops
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rmsnorm_with_and_without_residual(ops, dtype: torch.dtype) -> None:  # noqa: ANN001
+    from minisgl_core.layers.norm import RMSNorm
+
+    norm = RMSNorm(96, 1e-6).to(DEVICE)
+    norm.weight.data = torch.randn(96, device=DEVICE).to(dtype)
+    x = torch.randn(5, 96, device=DEVICE, dtype=dtype)
+    res = torch.randn(5, 96, device=DEVICE, dtype=dtype)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    os.environ["MINISGL_DISABLE_TRITON"] = "1"
+    try:
+        ref_plain = norm._norm(x)
+        ref_out, ref_res = (x + res).float(), x + res
+        ref_out = norm._norm(ref_res)
+    finally:
+        del os.environ["MINISGL_DISABLE_TRITON"]
+    out, _ = ops.rmsnorm(x, norm.weight, 1e-6)
+    torch.testing.assert_close(out, ref_plain, **tol)
+    res_copy = res.clone()
+    out, new_res = ops.rmsnorm(x, norm.weight, 1e-6, res_copy)
+    assert new_res is res_copy
+    torch.testing.assert_close(new_res, ref_res, **tol)
+    torch.testing.assert_close(out, ref_out, **tol)
+
+
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_norm_rope_on_a_strided_qkv_slice(ops, with_norm: bool) -> None:  # noqa: ANN001
+    from minisgl_core.layers.norm import RMSNorm
+    from minisgl_core.layers.rotary import RotaryEmbedding
+
+    rope = RotaryEmbedding(16, 64, 10000.0, None).to(DEVICE)
+    qkv = torch.randn(7, 3 * 4 * 16, device=DEVICE)
+    q = qkv[:, : 4 * 16].view(7, 4, 16)  # a strided view, as the model passes it
+    positions = torch.tensor([0, 3, 5, 9, 20, 33, 63], device=DEVICE)
+    norm = RMSNorm(16).to(DEVICE) if with_norm else None
+    if norm is not None:
+        norm.weight.data = torch.randn(16, device=DEVICE)
+    expect = norm._norm(q) if norm is not None else q
+    cos, sin = rope.cos[positions].unsqueeze(1), rope.sin[positions].unsqueeze(1)
+    half = 8
+    rotated = torch.cat((-expect[..., half:], expect[..., :half]), dim=-1)
+    expect = expect * cos + rotated * sin
+    weight = norm.weight if norm is not None else None
+    out = ops.norm_rope(q, positions, rope.cos, rope.sin, weight, 1e-6)
+    torch.testing.assert_close(out, expect, atol=1e-5, rtol=1e-5)
+
+
+def test_silu_and_mul(ops) -> None:  # noqa: ANN001
+    x = torch.randn(3, 2 * 1500, device=DEVICE)
+    expect = torch.nn.functional.silu(x[:, :1500]) * x[:, 1500:]
+    torch.testing.assert_close(ops.silu_and_mul(x), expect, atol=1e-5, rtol=1e-5)
+
+
+def test_gumbel_sampling_greedy_rows_and_distribution(ops) -> None:  # noqa: ANN001
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05] + [0.0] * 3000)
+    logits = probs.clamp_min(1e-30).log().repeat(512, 1).to(DEVICE)
+    temps = torch.ones(512, device=DEVICE)
+    temps[0] = 0.0
+    out = ops.sample_gumbel(logits, temps, seed=1)
+    assert out[0].item() == 0  # greedy row
+    freq = torch.bincount(out[1:].cpu(), minlength=4)[:4].float() / 511
+    assert torch.allclose(freq, probs[:4], atol=0.07), freq
+    again = ops.sample_gumbel(logits, temps, seed=1)
+    assert torch.equal(out, again)  # same seed, same draw
+
+
+def test_paged_kv_indices(ops) -> None:  # noqa: ANN001
+    table = torch.arange(6 * 64, dtype=torch.int32, device=DEVICE).view(6, 64) * 4
+    rows = torch.tensor([3, 0, 5], device=DEVICE)
+    kv_lens = [9, 1, 20]
+    ps = 4
+    pages = [-(-n // ps) for n in kv_lens]
+    indptr = torch.tensor([0, pages[0], pages[0] + pages[1], sum(pages)], dtype=torch.int32, device=DEVICE)
+    out = ops.paged_kv_indices(table, rows, indptr, sum(pages), max(pages), ps)
+    expect = torch.cat([table[r, : p * ps : ps] // ps for r, p in zip(rows.tolist(), pages)])
+    assert out.tolist() == expect.tolist()
