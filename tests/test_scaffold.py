@@ -4,6 +4,7 @@ and one real ``pip install -e`` proving the generated entry point is found."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,8 @@ def test_generated_packages_pass_their_own_tests(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *(str(r / "tests") for r in roots)]
     result = run(*args, cwd=tmp_path, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 50, result.stdout[-2000:]  # all four suites ran
 
 
 def test_pip_installed_plugin_is_found_through_its_entry_point(tmp_path: Path) -> None:
