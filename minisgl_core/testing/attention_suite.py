@@ -77,7 +77,8 @@ class AttentionBackendSuite(ConformanceSuite):
 
     def tolerance(self) -> dict[str, float]:
         default = DEFAULT_TOLERANCE.get(self.dtype, 3e-2)
-        return {"atol": self.atol if self.atol is not None else default, "rtol": self.rtol or default}
+        atol = self.atol if self.atol is not None else default
+        return {"atol": atol, "rtol": self.rtol if self.rtol is not None else default}
 
     def run_steps(self, scene: PagedScene, steps: list[tuple[Phase, list[Extend]]], what: str) -> None:
         """Run ``steps`` through the backend and the reference and compare every layer's output and the
