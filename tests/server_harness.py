@@ -19,14 +19,16 @@ READY = re.compile(r"minisgl ready: (http://\S+)")
 class ServerProcess:
     """``minisgl serve --model PATH --device cpu --attention torch --port 0 ...`` in its own process group."""
 
-    def __init__(self, model_path: Path, log_path: Path, *extra: str, timeout: float = 180.0) -> None:
+    def __init__(
+        self, model_path: Path, log_path: Path, *extra: str, timeout: float = 180.0, wait: bool = True
+    ) -> None:
         self.log_path = log_path
         cmd = [sys.executable, "-m", "minisgl_core", "serve", "--model", str(model_path), "--device", "cpu"]
         cmd += ["--attention", "torch", "--port", "0", "--log-interval", "1", *extra]
         env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.url = self._wait_ready(timeout)
+        self.url = self._wait_ready(timeout) if wait else ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -131,3 +133,17 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> set[int]:
+    """Living processes of the process group ``pgid`` (a server started by :class:`ServerProcess` leads one)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                out.add(int(entry))
+    return out

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from server_harness import ServerProcess, alive, descendants
+from server_harness import ServerProcess, alive, descendants, group_members
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +102,18 @@ def test_engine_start_up_failure_is_reported(tiny_qwen3, tmp_path) -> None:
     with pytest.raises(RuntimeError, match="exited with 1 before ready") as err:
         ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--max-model-len", "100000")
     assert "the engine worker failed to start: ValueError: max_model_len 100000 exceeds" in str(err.value)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_start_up_stops_everything(tiny_qwen3, tmp_path, sig) -> None:
+    server = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", wait=False)
+    try:
+        deadline = time.monotonic() + 60
+        while len(group_members(server.proc.pid)) < 4:  # the workers were spawned
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
+            time.sleep(0.05)
+        server.proc.send_signal(sig)
+        assert server.proc.wait(15) in (0, 130), server.log()
+        assert _wait_gone(group_members(server.proc.pid)) == set(), "workers left behind"
+    finally:
+        server.stop()

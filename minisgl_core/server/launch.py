@@ -18,7 +18,8 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 
@@ -66,8 +67,12 @@ class Workers:
                 target=run_detokenizer_worker, args=(tok, self.addrs, level), name="minisgl-detok"
             ),
         }
-        for proc in self.procs.values():
-            proc.start()
+        try:
+            for proc in self.procs.values():
+                proc.start()
+        except BaseException:  # Ctrl-C while spawning: leave nothing behind
+            self.stop()
+            raise
 
     def dead(self) -> str | None:
         """The name of a worker that exited, if any."""
@@ -78,11 +83,12 @@ class Workers:
 
     def stop(self, timeout: float = 3.0) -> None:
         """Terminate every worker; kill those still alive after ``timeout`` seconds."""
-        for proc in self.procs.values():
+        started = [p for p in self.procs.values() if p.pid is not None]
+        for proc in started:
             if proc.exitcode is None:
                 proc.terminate()
         deadline = time.monotonic() + timeout
-        for proc in self.procs.values():
+        for proc in started:
             proc.join(max(deadline - time.monotonic(), 0.0))
             if proc.exitcode is None:
                 logger.warning("%s did not stop in time; killing it", proc.name)
@@ -158,27 +164,51 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
         client.close()
 
 
+def run_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run ``coro`` on uvloop when it is installed (faster sockets), else on asyncio's default loop."""
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(coro)
+        return uvloop.run(coro)
+    finally:
+        coro.close()  # no-op once it ran; avoids a warning when interrupted before it started
+
+
 def run_server(config: EngineConfig, args: ServerArgs) -> int:
     """``minisgl serve``: blocks in the main thread until Ctrl-C / SIGTERM or a worker's death."""
     serving = threading.Event()
+    main: dict[str, Any] = {}
 
     def on_signal(sig: int, frame: object) -> None:
-        if not serving.is_set():  # during start-up: stop at once
-            raise KeyboardInterrupt
         # while serving uvicorn owns the signals; this only sees the one it re-raises when done
+        if serving.is_set() or main.get("stopping"):
+            return
+        if "task" not in main:  # the loop is not running yet
+            raise KeyboardInterrupt
+        main["interrupted"] = True  # during start-up: stop at once (works on asyncio and uvloop alike)
+        main["loop"].call_soon_threadsafe(main["task"].cancel)
+
+    async def serve(workers: Workers) -> int:
+        main["loop"], main["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await serve_app(config, args, workers, lambda url, srv: serving.set())
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     workers: Workers | None = None
     try:
         workers = Workers(config, args)
-        return asyncio.run(serve_app(config, args, workers, lambda url, srv: serving.set()))
+        return run_async(serve(workers))
     except StartupError as exc:
         logger.error("%s", exc)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if not main.get("interrupted") and "task" in main:
+            raise
         logger.info("interrupted during start-up")
         return 130
     finally:
+        main["stopping"] = True  # a second Ctrl-C must not interrupt the clean-up
         if workers is not None:
             workers.stop()
         for s, handler in previous.items():
@@ -207,7 +237,7 @@ class ServerThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(serve_app(self.config, self.args, self._workers, self._on_ready))
+            run_async(serve_app(self.config, self.args, self._workers, self._on_ready))
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self.error = exc
         finally:
