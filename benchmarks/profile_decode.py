@@ -26,12 +26,18 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+HOST_TIME: dict[str, float] = {}
+
+
 def label(obj: object, name: str, tag: str) -> None:
     fn = getattr(obj, name)
 
     def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        start = time.perf_counter()
         with record_function(tag):
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+        HOST_TIME[tag] = HOST_TIME.get(tag, 0.0) + time.perf_counter() - start
+        return result
 
     setattr(obj, name, wrapped)
 
@@ -78,11 +84,14 @@ def main() -> None:
     print(table)
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
     sync()
+    HOST_TIME.clear()
     start = time.perf_counter()
     for _ in range(args.steps):
         sched.step()
     sync()
     print(f"wall per decode step without profiler: {(time.perf_counter() - start) / args.steps * 1e3:.2f} ms")
+    for tag, seconds in sorted(HOST_TIME.items(), key=lambda kv: -kv[1]):
+        print(f"  host {tag:<36} {seconds / args.steps * 1e3:7.3f} ms/step")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ class Req:
 
     def __post_init__(self) -> None:
         self.fill_len = self.fill_len or len(self.prompt_ids)
+        stop = frozenset(self.params.stop_token_ids)
+        self._stop_ids = stop if self.params.ignore_eos else stop | self.eos_ids
 
     @property
     def all_ids(self) -> list[int]:
@@ -83,7 +85,7 @@ class Req:
 
     def check_stop(self, token: int) -> FinishReason | None:
         """The finish reason after ``token`` was appended to the output, if any."""
-        if token in self.params.stop_token_ids or (not self.params.ignore_eos and token in self.eos_ids):
+        if token in self._stop_ids:
             return FinishReason.STOP
         if len(self.output_ids) >= self.max_new_tokens:
             return FinishReason.LENGTH

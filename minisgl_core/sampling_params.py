@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -45,6 +46,16 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @functools.cached_property
+    def packed(self) -> tuple[tuple[float, ...], tuple[int, int]]:
+        """The sampler's per-request row: ``(temperature, top_p, min_p, presence, frequency, repetition)``
+        and ``(top_k or 0, seed or -1)`` (computed once; the scheduler builds a batch from it every step)."""
+        floats = (
+            self.temperature, self.top_p, self.min_p, self.presence_penalty, self.frequency_penalty,
+            self.repetition_penalty,
+        )  # fmt: skip
+        return floats, (self.top_k if self.top_k > 0 else 0, self.seed if self.seed is not None else -1)
 
     @property
     def has_penalties(self) -> bool:

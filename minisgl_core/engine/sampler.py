@@ -42,14 +42,9 @@ class SamplingBatch:
         cls, params: Sequence[SamplingParams], output_index: Sequence[int], rows: Sequence[int] | None = None
     ) -> SamplingBatch:
         rows = rows if rows is not None else [0] * len(params)
-        floats = [
-            (p.temperature, p.top_p, p.min_p, p.presence_penalty, p.frequency_penalty, p.repetition_penalty)
-            for p in params
-        ]
-        ints = [
-            (p.top_k if p.top_k > 0 else 0, p.seed if p.seed is not None else -1, i, r)
-            for p, i, r in zip(params, output_index, rows)
-        ]
+        packed = [p.packed for p in params]
+        floats = [f for f, _ in packed]
+        ints = [(k, seed, i, r) for (_, (k, seed)), i, r in zip(packed, output_index, rows)]
         sampled = [p.temperature > 0 for p in params]
         return cls(
             floats=torch.tensor(floats, dtype=torch.float32).reshape(len(params), 6),

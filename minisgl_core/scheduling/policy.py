@@ -42,6 +42,10 @@ class SchedulerView(Protocol):
         """Admitted requests (decoding, or mid-prefill when a chunked prompt is being filled)."""
 
     @property
+    def prefilling(self) -> Sequence[Req]:
+        """Running requests whose (chunked) prompt is not fully computed yet."""
+
+    @property
     def available_tokens(self) -> int:
         """Free KV tokens plus what the prefix cache could evict."""
 
@@ -74,7 +78,7 @@ class SchedulingPolicy:
         Called only when something waits or a prompt is mid-prefill. Default: prefill first, as long as a
         request row is free or a chunked prompt is unfinished.
         """
-        if any(r.in_prefill for r in view.running):
+        if view.prefilling:
             return True
         return len(view.running) < self.ctx.max_running_requests
 

@@ -54,10 +54,20 @@ class Scheduler:
         self.waiting: list[Req] = []
         self.running: list[Req] = []
         self._in_flight: _InFlight | None = None
+        self._prefilling: list[Req] = []
         self._drained: list[ReqUpdate] = []
         self.num_retractions = 0
 
     # -- the policy's view ----------------------------------------------------------------------------
+
+    @property
+    def prefilling(self) -> list[Req]:
+        """Admitted requests whose prompt is not fully computed yet (a chunked prompt)."""
+        return [r for r in self._prefilling if r.row is not None and r.in_prefill]
+
+    @prefilling.setter
+    def prefilling(self, reqs: list[Req]) -> None:
+        self._prefilling = reqs
 
     @property
     def available_tokens(self) -> int:
@@ -130,7 +140,7 @@ class Scheduler:
     # -- planning ---------------------------------------------------------------------------------------
 
     def _schedule(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
-        has_prefill = bool(self.waiting) or any(r.in_prefill for r in self.running)
+        has_prefill = bool(self.waiting) or bool(self.prefilling)
         if has_prefill and self.policy.should_prefill(self):
             planned = self._plan_prefill()
             if planned is not None:
@@ -154,7 +164,7 @@ class Scheduler:
             reqs.append(req)
             q_lens.append(n)
 
-        for req in [r for r in self.running if r.in_prefill]:  # unfinished chunked prompts first
+        for req in list(self.prefilling):  # unfinished chunked prompts first
             n = min(req.fill_len - req.kv_len, budget)
             if n <= 0 or not self.kv.ensure_free_pages(pages_for(req.kv_len, req.kv_len + n, ps)):
                 break
@@ -176,6 +186,7 @@ class Scheduler:
             budget -= n
         if not reqs:
             return None
+        self.prefilling = [r for r in reqs if r.in_prefill]
         sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
         plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
