@@ -3,6 +3,7 @@ reference, and CUDA graphs / overlap scheduling never changing greedy output."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import pytest
@@ -17,10 +18,21 @@ NEW_TOKENS = 24
 GREEDY = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
 
 
+def _kernels_installed(name: str) -> bool:
+    if name == "flashinfer":
+        return importlib.util.find_spec("flashinfer") is not None
+    if name == "flash-attn":
+        from minisgl_flash_attn.plugin import installed_interface
+
+        return installed_interface() is not None
+    return True
+
+
 def gpu_backends() -> list[str]:
+    """Registered GPU backends whose kernel library is installed here."""
     if not torch.cuda.is_available():
         return []
-    return [b for b in backends_for_device(torch.device("cuda")) if b != "torch"]
+    return [b for b in backends_for_device(torch.device("cuda")) if b != "torch" and _kernels_installed(b)]
 
 
 def prompts(n: int = 8, shared: int = 0, seed: int = 0) -> list[list[int]]:
