@@ -52,7 +52,6 @@ class FlashInferAttention(AttentionBackend):
         self.graph_decode: dict[int, _Planned] = {}
         self.active: Any = None
         self._graph_buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self._qo_indptr_cache: dict[int, torch.Tensor] = {}
 
     # -- planning -------------------------------------------------------------------------------------
 
@@ -139,54 +138,7 @@ class FlashInferAttention(AttentionBackend):
 
     @torch.inference_mode()  # the fixed buffers are inference tensors (created while capturing)
     def prepare_replay(self, batch: ForwardBatch) -> None:
-        planned = self.graph_decode[batch.batch_size]
-        if use_triton(batch.page_table) and getattr(planned.wrapper, "_plan_info", None) is not None:
-            self._replan_graph_decode(planned, batch)
-        else:
-            self._plan_decode(planned, batch)
-
-    def _replan_graph_decode(self, planned: _Planned, batch: ForwardBatch) -> None:
-        """Re-plan a captured decode wrapper for new lengths with the host work cut to the minimum.
-
-        FlashInfer's ``plan`` re-derives everything (dtypes, module lookup, lengths through several host
-        tensor ops) and costs about a millisecond per step; a captured wrapper only needs its fixed
-        buffers refilled and the split-KV schedule recomputed. This does exactly that, following the
-        tensor-core branch of ``BatchDecodeWithPagedKVCacheWrapper.plan`` (FlashInfer 0.5).
-        """
-        wrapper = planned.wrapper
-        if planned.event is not None:
-            planned.event.synchronize()
-        ps, bs = batch.page_size, batch.batch_size
-        kv = torch.tensor(batch.kv_lens_host, dtype=torch.int32)
-        pages = (kv + ps - 1) // ps
-        host = torch.empty((2, bs + 1), dtype=torch.int32, pin_memory=True)
-        indptr, last = host[0], host[1, :bs]
-        indptr[0] = 0
-        torch.cumsum(pages, 0, out=indptr[1:])
-        torch.sub(kv, (pages - 1) * ps, out=last)
-        wrapper._paged_kv_indptr_buf.copy_(indptr, non_blocking=True)
-        wrapper._paged_kv_last_page_len_buf.copy_(last, non_blocking=True)
-        total = int(indptr[-1])
-        ops().paged_kv_indices(
-            batch.page_table, batch.rows, wrapper._paged_kv_indptr_buf, total, int(pages.max()), ps,
-            out=wrapper._paged_kv_indices_buf[:total],
-        )  # fmt: skip
-        wrapper._max_kv_len = max(batch.kv_lens_host)
-        c = self.ctx
-        wrapper._plan_info = wrapper._cached_module.plan(
-            wrapper._float_workspace_buffer, wrapper._int_workspace_buffer,
-            wrapper._pin_memory_int_workspace_buffer, self._qo_indptr(bs), indptr, kv, bs, bs,
-            c.num_heads, c.num_kv_heads, ps, True, c.head_dim, c.head_dim, False, -1, -1, False, 0,
-        )  # fmt: skip
-        planned.event = torch.cuda.Event()
-        planned.event.record()
-        self.active = wrapper
-
-    def _qo_indptr(self, bs: int) -> torch.Tensor:
-        cached = self._qo_indptr_cache.get(bs)
-        if cached is None:
-            cached = self._qo_indptr_cache[bs] = torch.arange(bs + 1, dtype=torch.int32)
-        return cached
+        self._plan_decode(self.graph_decode[batch.batch_size], batch)
 
     # -- attention --------------------------------------------------------------------------------------
 
