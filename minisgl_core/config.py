@@ -38,6 +38,12 @@ class EngineConfig:
     cuda_graph_max_bs: int | None = None
     """Largest decode batch captured in a CUDA graph; 0 disables graphs, ``None`` picks a default."""
     tp: int = 1
+    """Tensor-parallel size: one engine process per rank (rank 0 schedules and samples for the group)."""
+    nnodes: int = 1
+    """Nodes the TP group spans (``tp`` must divide evenly over them)."""
+    node_rank: int = 0
+    dist_init_addr: str | None = None
+    """``HOST:PORT`` of rank 0 for torch.distributed's rendezvous (default: a free local port)."""
     revision: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,6 +72,10 @@ class EngineConfig:
             raise ValueError(f"kv_memory_fraction must be in (0, 1], got {self.kv_memory_fraction}")
         if self.max_model_len is not None and self.max_model_len < 2:
             raise ValueError(f"max_model_len must be >= 2, got {self.max_model_len}")
+        if self.nnodes < 1 or self.tp % self.nnodes or not 0 <= self.node_rank < self.nnodes:
+            raise ValueError(f"tp {self.tp} must divide over nnodes {self.nnodes}, node_rank in [0, nnodes)")
+        if self.nnodes > 1 and not self.dist_init_addr:
+            raise ValueError("multi-node tensor parallelism needs dist_init_addr (HOST:PORT of node 0)")
         if self.cuda_graph_max_bs is not None and self.cuda_graph_max_bs < 0:
             raise ValueError(f"cuda_graph_max_bs must be >= 0, got {self.cuda_graph_max_bs}")
         if not self.attention or any(not part.strip() for part in self.attention.split(",")):

@@ -1,10 +1,18 @@
-"""Tensor-parallel facts of this process and the collectives layers call (no-ops when TP is 1)."""
+"""Tensor parallelism: this process's rank, the collectives layers call (no-ops when TP is 1), and the
+step-plan broadcast from rank 0 to the other ranks.
+
+Ranks form one ``torch.distributed`` group (NCCL on CUDA, gloo on CPU) created through its own TCP
+rendezvous, so a group may span nodes. Plans travel over a gloo group (host objects); sampled tokens over
+the device group, so every rank feeds the same tokens into the next step.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,7 @@ class TPInfo:
 
 
 _tp = TPInfo()
+_cpu_group: Any = None
 
 
 def get_tp() -> TPInfo:
@@ -47,3 +56,36 @@ def all_gather_last_dim(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(_tp.size)]
     torch.distributed.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=-1)
+
+
+def init_tp_group(rank: int, size: int, init_addr: str, device_type: str) -> TPInfo:
+    """Join the tensor-parallel group as ``rank`` of ``size`` (rendezvous at ``init_addr``, HOST:PORT)."""
+    global _cpu_group
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    dist.init_process_group(backend, init_method=f"tcp://{init_addr}", rank=rank, world_size=size)
+    _cpu_group = dist.new_group(backend="gloo") if backend == "nccl" else dist.group.WORLD
+    info = TPInfo(rank, size)
+    set_tp(info)
+    return info
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (other ranks pass anything, e.g. None)."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, group=_cpu_group)
+    return box[0]
+
+
+def broadcast_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Overwrite ``x`` with rank 0's values on every rank (no-op when TP is 1)."""
+    if _tp.size > 1:
+        dist.broadcast(x, src=0)
+    return x
+
+
+def destroy_tp_group() -> None:
+    global _cpu_group
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _cpu_group = None
+    set_tp(TPInfo())

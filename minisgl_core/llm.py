@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -63,7 +64,19 @@ class LLM:
             page_size=page_size, max_prefill_tokens=max_prefill_tokens, **kwargs,
         )  # fmt: skip
         self.runtime: Runtime = build_runtime(self.config)
+        if self.runtime.followers:
+            weakref.finalize(self, self.runtime.shutdown)
         self.tokenizer = load_tokenizer(self.config.tokenizer or self.runtime.model_dir)
+
+    def shutdown(self) -> None:
+        """Stop the other tensor-parallel ranks (called automatically at exit; safe to call twice)."""
+        self.runtime.shutdown()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
 
     @property
     def scheduler(self):  # noqa: ANN201 - the core scheduler, for tests and introspection

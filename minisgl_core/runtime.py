@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from minisgl_core.cache.base import CacheContext
 from minisgl_core.config import EngineConfig
 from minisgl_core.demo import DEMO_NAME, demo_dir
-from minisgl_core.distributed import TPInfo
+from minisgl_core.distributed import TPInfo, destroy_tp_group
 from minisgl_core.engine.engine import Engine
+from minisgl_core.engine.tp_worker import free_address, join_group, spawn_followers
 from minisgl_core.kv import PageAllocator
 from minisgl_core.model_config import ModelConfig
 from minisgl_core.plugins import load_plugins
@@ -58,6 +60,22 @@ class Runtime:
     engine: Engine
     scheduler: Scheduler
     max_model_len: int
+    followers: list[BaseProcess] = field(default_factory=list)
+    """Spawned tensor-parallel ranks of this node (empty at TP 1)."""
+
+    def shutdown(self) -> None:
+        """Stop the other TP ranks and leave the group (idempotent; a no-op at TP 1)."""
+        if not self.followers:
+            return
+        try:
+            self.engine.stop_followers()
+        finally:
+            for proc in self.followers:
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.terminate()
+            self.followers = []
+            destroy_tp_group()
 
     def make_request(self, prompt_ids: list[int], params: SamplingParams, user_data: Any = None) -> Req:
         """Validate a prompt and wrap it in a :class:`Req` (``ValueError`` for bad input)."""
@@ -87,8 +105,18 @@ class Runtime:
 _request_ids = itertools.count()
 
 
-def build_runtime(config: EngineConfig, tp: TPInfo | None = None) -> Runtime:
-    """Load plugins, the model and its weights, size the KV cache and create the scheduler."""
+def start_engine(engine: Engine) -> None:
+    """Warm kernels up and capture CUDA graphs (every TP rank does the same, in the same order)."""
+    if engine.device.type == "cuda":
+        engine.warmup()
+        engine.capture_cuda_graphs()
+
+
+def build_runtime(config: EngineConfig) -> Runtime:
+    """Load plugins, the model and its weights, size the KV cache and create the scheduler.
+
+    With ``config.tp > 1`` this process becomes TP rank 0 and spawns the node's other ranks first.
+    """
     load_plugins()
     model_dir = locate_model(config)
     model_config = ModelConfig.from_dir(model_dir)
@@ -98,10 +126,21 @@ def build_runtime(config: EngineConfig, tp: TPInfo | None = None) -> Runtime:
             f"max_model_len {config.max_model_len} exceeds the model's context "
             f"({model_config.max_position_embeddings} positions)"
         )
-    engine = Engine(config, model_dir, model_config, tp or TPInfo())
-    if engine.device.type == "cuda":
-        engine.warmup()
-        engine.capture_cuda_graphs()
+    followers: list[BaseProcess] = []
+    tp = TPInfo()
+    if config.tp > 1:
+        if config.node_rank != 0:
+            raise ValueError("only node 0 schedules; run other nodes with `minisgl serve --node-rank N`")
+        init_addr = config.dist_init_addr or free_address()
+        followers = spawn_followers(config, init_addr)
+        try:
+            tp = join_group(config, 0, init_addr)
+        except BaseException:
+            for proc in followers:
+                proc.terminate()
+            raise
+    engine = Engine(config, model_dir, model_config, tp)
+    start_engine(engine)
     allocator = PageAllocator(engine.num_pages, config.page_size)
     capacity = allocator.capacity_pages * config.page_size
     max_model_len = engine.max_model_len
@@ -131,4 +170,4 @@ def build_runtime(config: EngineConfig, tp: TPInfo | None = None) -> Runtime:
     )
     overlap = not config.disable_overlap
     scheduler = Scheduler(engine, kv, policy, overlap=overlap)
-    return Runtime(config, model_dir, model_config, engine, scheduler, max_model_len)
+    return Runtime(config, model_dir, model_config, engine, scheduler, max_model_len, followers)

@@ -53,19 +53,52 @@ def safetensors_files(model_dir: Path) -> list[Path]:
     return files
 
 
-def iter_safetensors(model_dir: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(name, tensor)`` for every tensor of the checkpoint, one file at a time (host memory)."""
+class CheckpointSlice:
+    """A checkpoint tensor not read yet: ``narrow`` and ``[...]`` read only the part asked for.
+
+    Under tensor parallelism the engine hands these to ``load_weights`` so each rank reads only its shard;
+    the core layers' weight loaders accept them as they accept tensors. :meth:`materialize` reads it all.
+    Valid only while the iteration that produced it is on its item.
+    """
+
+    def __init__(self, handle: object) -> None:
+        self._slice = handle
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size(self._slice.get_shape())  # type: ignore[attr-defined]
+
+    def narrow(self, dim: int, start: int, length: int) -> torch.Tensor:
+        index = [slice(None)] * len(self.shape)
+        index[dim] = slice(start, start + length)
+        return self._slice[tuple(index)]  # type: ignore[index]
+
+    def __getitem__(self, index: object) -> torch.Tensor:
+        return self._slice[index]  # type: ignore[index]
+
+    def materialize(self) -> torch.Tensor:
+        return self._slice[:]  # type: ignore[index]
+
+
+def as_tensor(value: torch.Tensor | CheckpointSlice) -> torch.Tensor:
+    """The whole tensor behind ``value`` (reads a :class:`CheckpointSlice` completely)."""
+    return value.materialize() if isinstance(value, CheckpointSlice) else value
+
+
+def iter_safetensors(model_dir: Path, lazy: bool = False) -> Iterator[tuple[str, torch.Tensor | CheckpointSlice]]:
+    """Yield ``(name, tensor)`` for every tensor of the checkpoint, one file at a time (host memory); with
+    ``lazy``, :class:`CheckpointSlice` s instead, so a tensor-parallel rank reads only its shard."""
     from safetensors import safe_open
 
     for file in safetensors_files(model_dir):
         with safe_open(str(file), framework="pt") as f:
             for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
-                yield name, f.get_tensor(name)
+                yield name, CheckpointSlice(f.get_slice(name)) if lazy else f.get_tensor(name)
 
 
 def load_by_name(
     model: nn.Module,
-    weights: Iterable[tuple[str, torch.Tensor]],
+    weights: Iterable[tuple[str, torch.Tensor | CheckpointSlice]],
     stacked: Mapping[str, tuple[str, object]] | None = None,
     skip: Iterable[str] = (),
 ) -> None:
@@ -94,7 +127,7 @@ def load_by_name(
         loader = getattr(param, "weight_loader", None)
         if loader is None:
             from minisgl_core.layers.linear import default_weight_loader as loader
-        loader(param, tensor.to(param.dtype), shard_id)
+        loader(param, tensor, shard_id)  # loaders copy into the parameter's dtype
         loaded.add((target, shard_id))
     expected = set()
     for pname in params:

@@ -13,7 +13,7 @@ import torch
 from minisgl_core.attention.base import AttentionContext
 from minisgl_core.attention.select import create_backends
 from minisgl_core.config import EngineConfig
-from minisgl_core.distributed import TPInfo, get_tp, set_tp
+from minisgl_core.distributed import TPInfo, broadcast_object, broadcast_tensor, get_tp, set_tp
 from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
@@ -112,7 +112,7 @@ class Engine:
                 sample=[0], sampling=SamplingBatch.build(params, [0], [row]),
                 input_ids=torch.zeros(q, dtype=torch.int64) if phase is Phase.PREFILL else None,
             )  # fmt: skip
-            self.run(plan).wait()
+            self.execute(plan).wait()
         logger.info("warmed up kernels in %.1f s", time.perf_counter() - start)
 
     def capture_cuda_graphs(self) -> None:
@@ -214,9 +214,26 @@ class Engine:
             page_size=self.config.page_size,
         )
 
-    @torch.inference_mode()
     def run(self, plan: StepPlan) -> StepOutput:
-        """Run one step; returns at once on CUDA (the host copy of the tokens completes asynchronously)."""
+        """Run one step (rank 0: first hand the plan to the other ranks); returns at once on CUDA, the host
+        copy of the sampled tokens completes asynchronously."""
+        if get_tp().size > 1:
+            broadcast_object(plan)
+        return self.execute(plan)
+
+    def follow(self) -> None:
+        """Ranks other than 0: run every plan rank 0 broadcasts, until it broadcasts ``None``."""
+        while (plan := broadcast_object(None)) is not None:
+            self.execute(plan)
+
+    def stop_followers(self) -> None:
+        """Rank 0: tell the other ranks to leave :meth:`follow`."""
+        if get_tp().size > 1:
+            broadcast_object(None)
+
+    @torch.inference_mode()
+    def execute(self, plan: StepPlan) -> StepOutput:
+        """Run one step on this rank (every rank of a TP group executes the same plans in the same order)."""
         self._init_penalties(plan)
         runner = self.graph_runner
         if plan.phase is Phase.DECODE and runner is not None and runner.can_run(plan.batch_size):
@@ -228,6 +245,7 @@ class Engine:
             logits = self.model(batch)
         sampling = plan.sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
+        broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens
         if plan.sample:
             sample_rows = sampling.ints[:, 3]
             self.last_token[sample_rows] = result.tokens

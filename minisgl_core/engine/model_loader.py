@@ -47,7 +47,7 @@ def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int)
         fill_dummy(model, seed)
     else:
         with torch.no_grad():
-            model.load_weights(iter_safetensors(model_dir))
+            model.load_weights(iter_safetensors(model_dir, lazy=ctx.tp.size > 1))
     logger.info(
         "loaded %s (%s, %s weights) in %.1f s",
         ctx.config.architecture, ctx.dtype, load_format, time.perf_counter() - start,

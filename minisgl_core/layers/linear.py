@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minisgl_core.distributed import all_reduce, get_tp
+from minisgl_core.weights import as_tensor
 
 
 def _divide(numerator: int, denominator: int, what: str) -> int:
@@ -38,7 +39,7 @@ def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: o
     """Copy a whole (unsharded) tensor into ``param``, checking shapes."""
     if param.shape != loaded.shape:
         raise ValueError(f"shape mismatch: parameter {tuple(param.shape)} vs checkpoint {tuple(loaded.shape)}")
-    param.data.copy_(loaded)
+    param.data.copy_(as_tensor(loaded))
 
 
 class ColumnParallelLinear(nn.Module):

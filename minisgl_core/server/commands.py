@@ -46,6 +46,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from minisgl_core.cli import config_from_args
 
     config = config_from_args(args)
+    if config.node_rank > 0:  # another node of a multi-node TP group: run its ranks, serve nothing
+        from minisgl_core.engine.tp_worker import run_node
+
+        return run_node(config)
     server_args = server_args_from(args)
     server_args.log_level = args.log_level
     if args.shell:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import zmq
 
+from minisgl_core.procutil import die_with_parent
 from minisgl_core.server.messages import encode
 
 logger = logging.getLogger("minisgl.server")
@@ -104,12 +103,7 @@ def setup_worker(name: str, log_level: str) -> None:
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the API server coordinates shutdown
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: the kernel stops us when the parent dies
-        except OSError:
-            pass
+    die_with_parent()
     exit_if_orphaned()
     from minisgl_core.plugins import load_plugins
 

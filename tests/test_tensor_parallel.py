@@ -1,0 +1,66 @@
+"""Tensor parallelism on CPU (gloo, 2 processes): TP=2 greedy output equals TP=1 (= transformers)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from minisgl_core import LLM, SamplingParams
+
+NEW_TOKENS = 24
+GREEDY = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
+
+
+def prompts(shared: int = 0, n: int = 8, seed: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    prefix = [rng.randrange(256) for _ in range(shared)]
+    return [prefix + [rng.randrange(256) for _ in range(rng.randint(1, 70))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("variant", [{}, {"page_size": 16, "max_prefill_tokens": 16}])
+def test_tp2_matches_transformers(tiny_model, variant: dict) -> None:
+    with LLM(str(tiny_model.path), device="cpu", attention="torch", tp=2, **variant) as llm:
+        assert len(llm.runtime.followers) == 1
+        batches = [prompts(), prompts(shared=40, seed=1)]  # the second batch hits the prefix cache
+        for batch in batches:
+            outs = llm.generate(batch, GREEDY, use_tqdm=False)
+            assert [o.token_ids for o in outs] == [tiny_model.greedy(p, NEW_TOKENS) for p in batch]
+        follower = llm.runtime.followers[0]
+    follower.join(timeout=10)
+    assert not follower.is_alive()
+
+
+def test_tp_shards_weights_and_kv_heads(tiny_qwen3) -> None:
+    with LLM(str(tiny_qwen3.path), device="cpu", attention="torch", tp=2) as llm:
+        engine = llm.runtime.engine
+        attn = engine.model.model.layers[0].self_attn
+        assert attn.qkv_proj.num_heads == 2 and attn.qkv_proj.num_kv_heads == 1
+        assert engine.kv_pool.num_kv_heads == 1
+
+
+def test_tp2_through_the_server(tiny_qwen3, tmp_path) -> None:
+    import time
+
+    from server_harness import ServerProcess, group_members
+
+    server = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--tp", "2")
+    try:
+        # API server + tokenizer + detokenizer + engine (TP rank 0) + TP rank 1 (+ multiprocessing helpers)
+        assert len(group_members(server.proc.pid)) >= 5
+        for prompt in prompts(n=3):
+            body = {"input_ids": prompt, "sampling_params": {"max_new_tokens": NEW_TOKENS, "temperature": 0.0,
+                                                             "ignore_eos": True}}  # fmt: skip
+            status, reply = server.post("/generate", body)
+            assert status == 200, reply
+            assert reply["output_ids"] == tiny_qwen3.greedy(prompt, NEW_TOKENS)
+    finally:
+        pid = server.proc.pid
+        server.proc.terminate()
+        code = server.proc.wait(30)
+        deadline = time.monotonic() + 10
+        while group_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = group_members(pid)
+        server.stop()
+    assert code == 0 and not left, f"exit {code}, processes left: {left}"
