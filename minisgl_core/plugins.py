@@ -166,6 +166,9 @@ def _load_entry_points() -> None:
 
 
 def _load_module(module_name: str) -> None:
+    loaded = {getattr(_state.pm.get_plugin(name), "__name__", None) for name in _state.plugins}
+    if module_name in loaded:  # already registered through its entry point
+        return
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001

@@ -12,7 +12,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from minisgl_core.cache.base import CacheContext
+from minisgl_core.cache.base import CacheContext, CachePolicy
 from minisgl_core.config import EngineConfig
 from minisgl_core.demo import DEMO_NAME, demo_dir
 from minisgl_core.distributed import TPInfo, destroy_tp_group
@@ -25,7 +25,7 @@ from minisgl_core.registry import ATTENTION, CACHE, MODEL, REGISTRIES, SCHEDULER
 from minisgl_core.request import Req
 from minisgl_core.sampling_params import SamplingParams
 from minisgl_core.scheduling.kv_manager import KVManager
-from minisgl_core.scheduling.policy import SchedulerContext
+from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
 from minisgl_core.scheduling.scheduler import Scheduler
 from minisgl_core.weights import resolve_model_dir
 
@@ -155,6 +155,8 @@ def build_runtime(config: EngineConfig) -> Runtime:
         .get(config.cache)
         .create(CacheContext(page_size=config.page_size, num_pages=engine.num_pages, device=engine.device))
     )
+    if not isinstance(cache, CachePolicy):
+        raise TypeError(f"cache policy {config.cache!r} factory returned {type(cache).__name__}, not a CachePolicy")
     kv = KVManager(allocator, engine.page_table, cache, config.page_size)
     policy = (
         REGISTRIES[SCHEDULER]
@@ -168,6 +170,10 @@ def build_runtime(config: EngineConfig) -> Runtime:
             )
         )
     )
+    if not isinstance(policy, SchedulingPolicy):
+        raise TypeError(
+            f"scheduler {config.scheduler!r} factory returned {type(policy).__name__}, not a SchedulingPolicy"
+        )
     overlap = not config.disable_overlap
     scheduler = Scheduler(engine, kv, policy, overlap=overlap)
     return Runtime(config, model_dir, model_config, engine, scheduler, max_model_len, followers)

@@ -89,3 +89,20 @@ def test_max_running_requests_and_bfloat16_run(tiny_qwen3) -> None:
     bf16 = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", dtype="bfloat16")
     outs = bf16.generate(make_prompts(4), GREEDY, use_tqdm=False)
     assert all(len(o.token_ids) == NEW_TOKENS for o in outs)
+
+
+@pytest.mark.parametrize("page_size", [1, 16])
+def test_concurrent_requests_share_a_prompt_as_soon_as_it_is_computed(tiny_qwen3, page_size: int) -> None:
+    """Prompts finished in the same step are inserted into the radix cache while their requests still run:
+    duplicate KV is freed and rows are re-pointed at the cache's copy, without changing any token."""
+    llm = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", page_size=page_size, max_prefill_tokens=64)
+    rng = random.Random(3)
+    system = [rng.randrange(256) for _ in range(48)]
+    prompts = [system + [rng.randrange(256) for _ in range(5)] for _ in range(6)]
+    outs = llm.generate(prompts, GREEDY, use_tqdm=False)
+    assert [o.token_ids for o in outs] == [tiny_qwen3.greedy(p, NEW_TOKENS) for p in prompts]
+    # the 64-token chunk fits one prompt per step: later prompts hit what earlier, still running, ones shared
+    assert sum(o.num_cached_tokens for o in outs) >= 4 * (48 // page_size * page_size)
+    llm.scheduler.check_memory()
+    kv = llm.scheduler.kv
+    assert kv.allocator.num_free_pages + kv.cache.cached_tokens // page_size == kv.allocator.capacity_pages

@@ -26,6 +26,8 @@ class NaiveCache(CachePolicy):
         pass
 
     def insert(self, token_ids: Sequence[int], slots: torch.Tensor) -> int:
+        if len(token_ids) != len(slots) or len(token_ids) % self.page_size:
+            raise ValueError("insert takes equally long token ids and slots, a whole number of pages")
         return len(token_ids)
 
     def evict(self, num_tokens: int) -> torch.Tensor:

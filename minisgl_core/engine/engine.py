@@ -194,8 +194,6 @@ class Engine:
         else:
             assert plan.input_ids is not None, "prefill plans carry their token ids"
             input_ids = self._to_device(plan.input_ids)
-        for row, prefix in plan.table_writes:
-            self.page_table.device_table[row, : prefix.numel()] = self._to_device(prefix.to(torch.int32))
         self.page_table.device_table[token_rows_d, positions_d] = slots_d.to(torch.int32)
         return ForwardBatch(
             phase=plan.phase,
@@ -234,6 +232,8 @@ class Engine:
     @torch.inference_mode()
     def execute(self, plan: StepPlan) -> StepOutput:
         """Run one step on this rank (every rank of a TP group executes the same plans in the same order)."""
+        for row, prefix in plan.table_writes:
+            self.page_table.device_table[row, : prefix.numel()] = self._to_device(prefix.to(torch.int32))
         self._init_penalties(plan)
         runner = self.graph_runner
         if plan.phase is Phase.DECODE and runner is not None and runner.can_run(plan.batch_size):

@@ -87,6 +87,40 @@ class KVManager:
     def decode_pages_needed(self, reqs: list[Req]) -> int:
         return sum(1 for r in reqs if r.kv_len % self.page_size == 0)
 
+    def cache_prompt(self, req: Req) -> torch.Tensor | None:
+        """Share ``req``'s computed prompt with the prefix cache while it keeps running (its prefill just
+        completed), so concurrent requests with the same prefix reuse it at once.
+
+        Afterwards the cache owns what it kept, and ``req`` holds it locked (``cached_len`` grows). Where the
+        cache already had the same tokens in other slots, ``req``'s duplicates are freed and its page-table
+        row must point at the cache's slots: the new row prefix is returned for the engine to write (None
+        when nothing changed).
+        """
+        assert req.row is not None
+        ps = self.page_size
+        aligned = req.kv_len // ps * ps
+        if aligned <= req.cached_len:
+            return None
+        ids = req.all_ids[:aligned]
+        ours = self.table.slots(req.row, aligned)
+        self.cache.insert(ids, ours)
+        match = self.cache.match_prefix(ids)
+        kept = match.length
+        if kept <= req.cached_len:
+            return None  # the policy keeps nothing more (e.g. naive)
+        self.cache.lock(match.handle)
+        self.cache.unlock(req.cache_handle)
+        req.cache_handle = match.handle
+        theirs = match.slots[:kept]
+        differs = (theirs != ours[:kept])[req.cached_len :: ps]  # compare page starts only
+        duplicates = ours[req.cached_len : kept][::ps][differs]
+        req.cached_len = kept
+        if not bool(differs.any()):
+            return None
+        self.allocator.free(duplicates // ps)
+        self.table.host_table[req.row, :kept] = theirs.to(torch.int32)
+        return theirs
+
     def release(self, req: Req) -> None:
         """Return ``req``'s KV: its computed prefix goes to the cache policy, the rest to the allocator."""
         assert req.row is not None

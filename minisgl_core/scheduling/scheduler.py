@@ -55,6 +55,7 @@ class Scheduler:
         self.running: list[Req] = []
         self._in_flight: _InFlight | None = None
         self._prefilling: list[Req] = []
+        self._table_writes: list[tuple[int, torch.Tensor]] = []  # page-table rewrites for the next plan
         self._drained: list[ReqUpdate] = []
         self.num_retractions = 0
 
@@ -190,8 +191,12 @@ class Scheduler:
         sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
         plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
-        plan.table_writes = prefix_writes
+        plan.table_writes = plan.table_writes + prefix_writes  # earlier rewrites first: rows may be reused
         plan.penalty_init = penalty_init
+        for i in sampled_idx:  # prompts completed by this step: share them now (written before the next step)
+            rewrite = self.kv.cache_prompt(reqs[i])
+            if rewrite is not None:
+                self._table_writes.append((reqs[i].row, rewrite))
         return plan, reqs, [reqs[i] for i in sampled_idx]
 
     def _try_admit(self, req: Req, budget: int) -> int | None:
@@ -251,7 +256,9 @@ class Scheduler:
         )
         for r in sampled:
             r.num_sampled += 1
+        writes, self._table_writes = self._table_writes, []
         return StepPlan(
+            table_writes=writes,
             phase=phase,
             rows=[r.row for r in reqs],  # type: ignore[misc]
             q_lens=q_lens,
