@@ -44,7 +44,7 @@ def _start_stream(server: ServerProcess) -> tuple[threading.Thread, dict]:
     return thread, result
 
 
-def _wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+def _wait_gone(pids: set[int], timeout: float = 20.0) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = {p for p in pids if alive(p)}
@@ -113,7 +113,7 @@ def test_signal_during_start_up_stops_everything(tiny_qwen3, tmp_path, sig) -> N
             assert time.monotonic() < deadline and server.proc.poll() is None, server.log()
             time.sleep(0.05)
         server.proc.send_signal(sig)
-        assert server.proc.wait(15) in (0, 130), server.log()
+        assert server.proc.wait(25) in (0, 130), server.log()  # generous: CI machines are loaded
         assert _wait_gone(group_members(server.proc.pid)) == set(), "workers left behind"
     finally:
         server.stop()
