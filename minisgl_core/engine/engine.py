@@ -187,13 +187,16 @@ class Engine:
             positions = torch.repeat_interleave(kv_lens - q_lens, q_lens).to(torch.int64) + offsets
         sample_indices = (cu_q[1:][torch.tensor(plan.sample, dtype=torch.int64)] - 1).to(torch.int64)
         host = [positions, plan.out_slots, rows, q_lens, kv_lens, cu_q, cu_kv, sample_indices, token_rows]
-        dev = [self._to_device(t) for t in host]
-        positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev
-        if plan.phase is Phase.DECODE:
-            input_ids = self.last_token[rows_d]
-        else:
+        if plan.phase is Phase.PREFILL:
             assert plan.input_ids is not None, "prefill plans carry their token ids"
-            input_ids = self._to_device(plan.input_ids)
+            host.append(plan.input_ids)
+        # one host-to-device copy for the whole step, split (and narrowed back to int32) on the device
+        packed = self._to_device(torch.cat([t.to(torch.int64) for t in host]))
+        dev = list(packed.split([t.numel() for t in host]))
+        for i in (3, 4, 5, 6):  # q_lens, kv_lens, cu_q, cu_kv are int32
+            dev[i] = dev[i].to(torch.int32)
+        positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev[:9]
+        input_ids = self.last_token[rows_d] if plan.phase is Phase.DECODE else dev[9]
         self.page_table.device_table[token_rows_d, positions_d] = slots_d.to(torch.int32)
         return ForwardBatch(
             phase=plan.phase,

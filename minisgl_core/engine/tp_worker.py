@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-from dataclasses import replace
 from multiprocessing.process import BaseProcess
 
 import torch
@@ -78,7 +77,7 @@ def run_node(config: EngineConfig) -> int:
     """A node other than 0 of a multi-node group: run its ranks until rank 0 shuts the group down."""
     if not config.dist_init_addr:
         raise ValueError("nodes other than 0 need --dist-init-addr (HOST:PORT of node 0)")
-    procs = spawn_followers(replace(config), config.dist_init_addr, skip_rank0=False)
+    procs = spawn_followers(config, config.dist_init_addr, skip_rank0=False)
     for proc in procs:
         proc.join()
     return max((proc.exitcode or 0 for proc in procs), default=0)

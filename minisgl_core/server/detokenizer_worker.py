@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from minisgl_core.detokenizer import IncrementalDetokenizer
-from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_DETOKENIZER,
     Abort,
@@ -27,7 +25,6 @@ from minisgl_core.server.messages import (
     RequestOutput,
     TokenLogprobOut,
     TokenUpdate,
-    WorkerFailed,
     WorkerReady,
 )
 from minisgl_core.tokenizer import load_tokenizer
@@ -102,10 +99,7 @@ def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str
         inbox = Receiver(ctx, addrs.detokenizer, TO_DETOKENIZER)
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
-        logger.debug("detokenizer start-up failed:\n%s", traceback.format_exc())
-        to_api.send(WorkerFailed("detokenizer", f"{type(exc).__name__}: {exc}"))
-        time.sleep(0.5)
-        raise SystemExit(1) from None
+        fail_start_up(to_api, "detokenizer", exc)
     to_api.send(WorkerReady("detokenizer", os.getpid()))
     while True:
         outputs: list[RequestOutput] = []

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-import traceback
 from typing import Any
 
 import zmq
@@ -19,7 +17,7 @@ import zmq
 from minisgl_core.config import EngineConfig
 from minisgl_core.request import FinishReason, Req
 from minisgl_core.runtime import Runtime, build_runtime
-from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_ENGINE,
     Abort,
@@ -32,7 +30,6 @@ from minisgl_core.server.messages import (
     RequestError,
     StatsRequest,
     TokenUpdate,
-    WorkerFailed,
     WorkerReady,
 )
 from minisgl_core.server.stats_log import StatsLogger
@@ -156,10 +153,7 @@ def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, lo
         runtime = build_runtime(config)
         worker = EngineWorker(runtime, ctx, addrs, log_interval)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher, which exits with the message
-        logger.debug("engine start-up failed:\n%s", traceback.format_exc())
-        to_api.send(WorkerFailed("engine", f"{type(exc).__name__}: {exc}"))
-        time.sleep(0.5)  # let the message leave before the process ends
-        raise SystemExit(1) from None
+        fail_start_up(to_api, "engine", exc)
     info = EngineInfo(runtime.max_model_len, runtime.model_config.vocab_size)
     to_api.send(WorkerReady("engine", os.getpid(), info))
     worker.run()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
+import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import zmq
 
 from minisgl_core.procutil import die_with_parent
-from minisgl_core.server.messages import encode
+from minisgl_core.server.messages import WorkerFailed, encode
 
 logger = logging.getLogger("minisgl.server")
 
@@ -108,3 +110,11 @@ def setup_worker(name: str, log_level: str) -> None:
     from minisgl_core.plugins import load_plugins
 
     load_plugins()  # plugins may hook into any process; loading is guarded and idempotent
+
+
+def fail_start_up(to_api: Sender, name: str, exc: BaseException) -> NoReturn:
+    """Report a worker's failed start-up to the API server (which exits with the message), then exit."""
+    logging.getLogger(f"minisgl.{name}").debug("%s start-up failed:\n%s", name, traceback.format_exc())
+    to_api.send(WorkerFailed(name, f"{type(exc).__name__}: {exc}"))
+    time.sleep(0.5)  # let the message leave before the process ends
+    raise SystemExit(1) from None

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-import traceback
 from typing import Any
 
 import msgspec
 import zmq
 
-from minisgl_core.server.ipc import Addresses, Receiver, Sender, setup_worker
+from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_TOKENIZER,
     Abort,
@@ -25,7 +23,6 @@ from minisgl_core.server.messages import (
     NewRequests,
     RequestError,
     TokenizeRequest,
-    WorkerFailed,
     WorkerReady,
 )
 from minisgl_core.tokenizer import apply_chat_template, load_tokenizer
@@ -124,10 +121,7 @@ def run_tokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) 
         inbox = Receiver(ctx, addrs.tokenizer, TO_TOKENIZER)
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
-        logger.debug("tokenizer start-up failed:\n%s", traceback.format_exc())
-        to_api.send(WorkerFailed("tokenizer", f"{type(exc).__name__}: {exc}"))
-        time.sleep(0.5)
-        raise SystemExit(1) from None
+        fail_start_up(to_api, "tokenizer", exc)
     to_api.send(WorkerReady("tokenizer", os.getpid()))
     try:
         _serve(tok, inbox, to_engine, to_api)
