@@ -72,6 +72,12 @@ def run(args: argparse.Namespace) -> dict:
     llm.generate(["Benchmark: "] + prompts[:8], SamplingParams(temperature=0.6, max_tokens=32), use_tqdm=False)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+    trace = None
+    if args.step_trace and torch.cuda.is_available():
+        from step_trace import StepTrace
+
+        trace = StepTrace(llm.runtime.engine)
+        trace.enabled = True
     start = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
     if torch.cuda.is_available():
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.num_seqs == 256 and total != EXPECTED_OUTPUT_TOKENS:
         raise SystemExit(f"wrong workload: {total} output tokens, expected {EXPECTED_OUTPUT_TOKENS}")
     engine = llm.runtime.engine
+    if trace is not None:
+        print(json.dumps(trace.summary(Path(args.step_trace))), flush=True)
     return {
         "label": args.label or f"{Path(args.model).name} {args.attention} page={args.page_size}",
         "model": Path(args.model).name,
@@ -114,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--num-seqs", type=int, default=256)
     p.add_argument("--label", default=None)
+    p.add_argument("--step-trace", default=None, help="CUDA: write a per-step GPU busy/idle timeline here")
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
     return p.parse_args(argv)
 

@@ -51,8 +51,8 @@ class DecoderAttention(nn.Module):
         q = q.view(q.shape[0], -1, self.head_dim)
         k = k.view(k.shape[0], -1, self.head_dim)
         v = v.view(v.shape[0], -1, self.head_dim)
-        q, k = self.rotary[0](positions, q, k, self.q_norm, self.k_norm)
-        return self.o_proj(self.attn(q, k, v, batch))
+        # the layer normalises and rotates q/k at batch.positions and stores k/v: one fused kernel on the GPU
+        return self.o_proj(self.attn(q, k, v, batch, rope=self.rotary[0], q_norm=self.q_norm, k_norm=self.k_norm))
 
 
 class DecoderMLP(nn.Module):

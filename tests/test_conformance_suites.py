@@ -21,7 +21,6 @@ class NoPrefixAttention(TorchAttention):
     """Forgets the cached prefix in prefill: attends over the step's own tokens only."""
 
     def forward(self, q, k, v, layer, batch):  # noqa: ANN001, ANN201
-        self.pool.store(layer.layer_id, batch.out_slots, k, v)
         out, start = torch.empty_like(q), 0
         for q_len in batch.q_lens_host:
             qi, ki, vi = (t[start : start + q_len].transpose(0, 1) for t in (q, k, v))

@@ -103,3 +103,43 @@ def test_paged_kv_indices(ops) -> None:  # noqa: ANN001
     out = ops.paged_kv_indices(table, rows, indptr, sum(pages), max(pages), ps)
     expect = torch.cat([table[r, : p * ps : ps] // ps for r, p in zip(rows.tolist(), pages)])
     assert out.tolist() == expect.tolist()
+
+
+def test_gumbel_sampling_greedy_matches_argmax_across_chunks(ops) -> None:  # noqa: ANN001
+    vocab = 40_000  # several programs per row; the maxima sit in different chunks, with a tie in row 2
+    logits = torch.randn(3, vocab, device=DEVICE)
+    logits[0, 39_999] = 50.0
+    logits[1, 17] = 50.0
+    logits[2, 20_000] = logits[2, 35_000] = 50.0
+    out = ops.sample_gumbel(logits, torch.zeros(3, device=DEVICE), seed=3)
+    assert out.tolist() == [39_999, 17, 20_000]
+    hot = torch.full((2, vocab), -1e4, device=DEVICE)
+    hot[:, [5, 30_000]] = 0.0  # two equally likely tokens in different chunks
+    draws = torch.stack([ops.sample_gumbel(hot, torch.ones(2, device=DEVICE), seed=s) for s in range(60)])
+    assert set(draws.flatten().tolist()) == {5, 30_000}
+
+
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_rope_and_store_matches_norm_rope_then_store(ops, with_norm: bool) -> None:  # noqa: ANN001
+    from minisgl_core.layers.rotary import RotaryEmbedding
+
+    tokens, heads, kv_heads, dim = 5, 4, 2, 16
+    rope = RotaryEmbedding(dim, 64, 10000.0, None).to(DEVICE)
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim, device=DEVICE)
+    q = qkv[:, : heads * dim].view(tokens, heads, dim)
+    k = qkv[:, heads * dim : (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
+    v = qkv[:, (heads + kv_heads) * dim :].view(tokens, kv_heads, dim)
+    positions = torch.tensor([0, 7, 8, 30, 63], device=DEVICE)
+    slots = torch.tensor([3, 9, 4, 12, 0], device=DEVICE)
+    qw = torch.randn(dim, device=DEVICE) if with_norm else None
+    kw = torch.randn(dim, device=DEVICE) if with_norm else None
+    k_cache = torch.zeros(16, kv_heads, dim, device=DEVICE)
+    v_cache = torch.zeros_like(k_cache)
+    q_out, k_out = ops.rope_and_store(q, k, v, positions, rope.cos, rope.sin, qw, kw, 1e-6, k_cache, v_cache, slots)
+    torch.testing.assert_close(q_out, ops.norm_rope(q, positions, rope.cos, rope.sin, qw, 1e-6))
+    torch.testing.assert_close(k_out, ops.norm_rope(k, positions, rope.cos, rope.sin, kw, 1e-6))
+    torch.testing.assert_close(k_cache[slots], k_out)
+    torch.testing.assert_close(v_cache[slots], v)
+    untouched = torch.ones(16, dtype=torch.bool, device=DEVICE)
+    untouched[slots] = False
+    assert not k_cache[untouched].any() and not v_cache[untouched].any()

@@ -1,9 +1,9 @@
 """The attention-backend extension point.
 
 A backend computes attention over the paged KV cache. The engine calls :meth:`AttentionBackend.prepare`
-once per step (host-side planning, metadata shared by all layers), then every attention layer calls
-:meth:`AttentionBackend.forward`, which stores the step's keys/values into the pool and attends. Backends
-that can run decode inside CUDA graphs keep their metadata in buffers allocated once by
+once per step (host-side planning, metadata shared by all layers), then every attention layer writes the
+step's keys/values into the pool and calls :meth:`AttentionBackend.forward`, which attends. Backends that can
+run decode inside CUDA graphs keep their metadata in buffers allocated once by
 :meth:`AttentionBackend.init_cuda_graph` and refilled in place by :meth:`AttentionBackend.prepare_replay`.
 """
 
@@ -64,11 +64,12 @@ class AttentionBackend(ABC):
         layer: AttentionLayer,
         batch: ForwardBatch,
     ) -> torch.Tensor:
-        """Store ``k``/``v`` at ``batch.out_slots`` in layer ``layer.layer_id`` of the pool, then attend.
-
-        ``q`` is ``[tokens, heads, head_dim]``, ``k``/``v`` are ``[tokens, kv_heads, head_dim]``; queries are
-        causal within each request and see its cached prefix. Returns ``[tokens, heads * head_dim]``.
-        Called by every attention layer during the model's forward pass.
+        """Attend over the pool. ``q`` is ``[tokens, heads, head_dim]`` (rotated); ``k``/``v``
+        ``[tokens, kv_heads, head_dim]`` are the step's new keys/values, already stored by the layer at
+        ``batch.out_slots`` of layer ``layer.layer_id`` (read them from the pool, or use them directly).
+        Queries are causal within each request and see its cached prefix. Returns
+        ``[tokens, heads * head_dim]``. Called by every attention layer during the model's forward pass;
+        must not write the pool.
         """
 
     def init_cuda_graph(self, max_batch_size: int) -> None:

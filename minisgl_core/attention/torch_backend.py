@@ -35,7 +35,6 @@ class TorchAttention(AttentionBackend):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
     ) -> torch.Tensor:
-        self.pool.store(layer.layer_id, batch.out_slots, k, v)
         k_cache, v_cache = self.pool.k(layer.layer_id), self.pool.v(layer.layer_id)
         if batch.phase is Phase.DECODE:
             out = self._decode(q, k_cache, v_cache, layer)

@@ -10,6 +10,7 @@ import torch
 
 if TYPE_CHECKING:
     from minisgl_core.attention.base import AttentionBackend
+    from minisgl_core.kv.pool import KVPool
 
 
 class Phase(str, Enum):
@@ -45,6 +46,8 @@ class ForwardBatch:
     page_size: int
     attn: AttentionBackend | None = None
     """The backend serving this step's phase; set by the engine before the model runs."""
+    kv_pool: KVPool | None = None
+    """Where attention layers write the step's keys and values (set by the engine)."""
     padded_batch_size: int | None = None
     """When the step replays a CUDA graph, the captured batch size (>= ``batch_size``)."""
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from minisgl_core.attention.base import AttentionBackend
 from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.plan import StepPlan
+from minisgl_core.kv.pool import KVPool
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -39,6 +40,7 @@ class CudaGraphRunner:
         self,
         model: Callable[[ForwardBatch], torch.Tensor],
         backend: AttentionBackend,
+        kv_pool: KVPool,
         page_table: torch.Tensor,
         last_token: torch.Tensor,
         dummy_row: int,
@@ -48,6 +50,7 @@ class CudaGraphRunner:
     ) -> None:
         self.model = model
         self.backend = backend
+        self.kv_pool = kv_pool
         self.page_table = page_table
         self.last_token = last_token
         self.dummy_row = dummy_row
@@ -88,6 +91,7 @@ class CudaGraphRunner:
             page_table=self.page_table,
             page_size=self.page_size,
             attn=self.backend,
+            kv_pool=self.kv_pool,
             padded_batch_size=bs,
         )
 

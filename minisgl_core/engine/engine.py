@@ -127,7 +127,7 @@ class Engine:
             logger.info("CUDA graphs off: attention backend %s cannot be captured", type(self.decode_attn).__name__)
             return
         runner = CudaGraphRunner(
-            self.model, self.decode_attn, self.page_table.device_table, self.last_token,
+            self.model, self.decode_attn, self.kv_pool, self.page_table.device_table, self.last_token,
             self.page_table.dummy_row, self.config.page_size, max_bs, self.device,
         )  # fmt: skip
         runner.capture()
@@ -213,6 +213,7 @@ class Engine:
             kv_lens_host=plan.kv_lens,
             page_table=self.page_table.device_table,
             page_size=self.config.page_size,
+            kv_pool=self.kv_pool,
         )
 
     def run(self, plan: StepPlan) -> StepOutput:

@@ -2,6 +2,11 @@
 
 All take CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, which is how they are unit-tested
 without a GPU) and compute in float32, rounding once to the activation dtype.
+
+Triton compiles a kernel again for every new combination of "specialised" arguments (integers equal to 1
+or divisible by 16, pointers aligned to 16 bytes). Arguments that change from step to step - the sampling
+seed, index tensors that are views into one packed host-to-device copy - are exempt, so a run never stops
+to compile once it is warm.
 """
 
 from __future__ import annotations
@@ -46,30 +51,35 @@ def rmsnorm(
 
 
 @triton.jit
+def _norm_rope_head(src, w_ptr, cos, sin, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):
+    """(Optional RMSNorm, then) rotate-half RoPE of one head at ``src``: returns its two halves (float32)."""
+    cols = tl.arange(0, HALF)
+    x1 = tl.load(src + cols)
+    x2 = tl.load(src + HALF + cols)
+    dtype = x1.dtype
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    if HAS_NORM:
+        rstd = tl.rsqrt((tl.sum(a * a, axis=0) + tl.sum(b * b, axis=0)) / (2 * HALF) + eps)
+        a = ((a * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + cols).to(tl.float32)).to(dtype).to(tl.float32)
+        b = ((b * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + HALF + cols).to(tl.float32)).to(dtype).to(tl.float32)
+    return (a * cos - b * sin).to(dtype), (b * cos + a * sin).to(dtype)
+
+
+@triton.jit(do_not_specialize_on_alignment=["pos_ptr"])
 def _norm_rope_kernel(x_ptr, w_ptr, cos_ptr, sin_ptr, pos_ptr, out_ptr, stride_t, stride_h, stride_cache,
                       num_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):  # fmt: skip
     pid = tl.program_id(0)
     t = pid // num_heads
     h = pid % num_heads
     cols = tl.arange(0, HALF)
-    base = x_ptr + t * stride_t + h * stride_h
-    x1 = tl.load(base + cols)
-    x2 = tl.load(base + HALF + cols)
-    dtype = x1.dtype
-    a = x1.to(tl.float32)
-    b = x2.to(tl.float32)
-    if HAS_NORM:
-        rstd = tl.rsqrt((tl.sum(a * a, axis=0) + tl.sum(b * b, axis=0)) / (2 * HALF) + eps)
-        a = (a * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + cols).to(tl.float32)
-        b = (b * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + HALF + cols).to(tl.float32)
-        a = a.to(dtype).to(tl.float32)
-        b = b.to(dtype).to(tl.float32)
     pos = tl.load(pos_ptr + t)
     cos = tl.load(cos_ptr + pos * stride_cache + cols)
     sin = tl.load(sin_ptr + pos * stride_cache + cols)
+    x1, x2 = _norm_rope_head(x_ptr + t * stride_t + h * stride_h, w_ptr, cos, sin, eps, HAS_NORM, HALF)
     out = out_ptr + (t * num_heads + h) * 2 * HALF
-    tl.store(out + cols, (a * cos - b * sin).to(dtype))
-    tl.store(out + HALF + cols, (b * cos + a * sin).to(dtype))
+    tl.store(out + cols, x1)
+    tl.store(out + HALF + cols, x2)
 
 
 def norm_rope(
@@ -95,6 +105,74 @@ def norm_rope(
     return out
 
 
+@triton.jit(do_not_specialize_on_alignment=["pos_ptr", "slot_ptr"])
+def _rope_store_kernel(q_ptr, k_ptr, v_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, slot_ptr,
+                       q_out_ptr, k_out_ptr, k_cache_ptr, v_cache_ptr,
+                       stride_q, stride_k, stride_v, stride_cache_pos, stride_kc, stride_vc,
+                       num_heads, num_kv_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):  # fmt: skip
+    """Program (token, head): heads ``< num_heads`` are query heads (norm + RoPE -> q_out); the others are
+    KV heads: norm + RoPE of the key -> k_out and the key cache, the value copied to the value cache."""
+    t = tl.program_id(0)
+    h = tl.program_id(1)
+    cols = tl.arange(0, HALF)
+    pos = tl.load(pos_ptr + t)
+    cos = tl.load(cos_ptr + pos * stride_cache_pos + cols)
+    sin = tl.load(sin_ptr + pos * stride_cache_pos + cols)
+    if h < num_heads:
+        x1, x2 = _norm_rope_head(q_ptr + t * stride_q + h * 2 * HALF, qw_ptr, cos, sin, eps, HAS_NORM, HALF)
+        out = q_out_ptr + (t * num_heads + h) * 2 * HALF
+        tl.store(out + cols, x1)
+        tl.store(out + HALF + cols, x2)
+    else:
+        kh = h - num_heads
+        x1, x2 = _norm_rope_head(k_ptr + t * stride_k + kh * 2 * HALF, kw_ptr, cos, sin, eps, HAS_NORM, HALF)
+        out = k_out_ptr + (t * num_kv_heads + kh) * 2 * HALF
+        tl.store(out + cols, x1)
+        tl.store(out + HALF + cols, x2)
+        slot = tl.load(slot_ptr + t)
+        kc = k_cache_ptr + slot * stride_kc + kh * 2 * HALF
+        tl.store(kc + cols, x1)
+        tl.store(kc + HALF + cols, x2)
+        v_src = v_ptr + t * stride_v + kh * 2 * HALF
+        vc = v_cache_ptr + slot * stride_vc + kh * 2 * HALF
+        tl.store(vc + cols, tl.load(v_src + cols))
+        tl.store(vc + HALF + cols, tl.load(v_src + HALF + cols))
+
+
+def rope_and_store(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    positions: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    q_weight: torch.Tensor | None,
+    k_weight: torch.Tensor | None,
+    eps: float,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slots: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One launch for a layer's new tokens: (optional per-head RMSNorm with ``q_weight``/``k_weight``, then)
+    RoPE of ``q`` ``[tokens, heads, dim]`` and ``k`` ``[tokens, kv_heads, dim]``, rotated keys and ``v`` written
+    to ``k_cache``/``v_cache`` ``[slots, kv_heads, dim]`` at ``slots``. Returns the rotated ``q`` and ``k``
+    (contiguous). ``q``/``k``/``v`` may be strided views (slices of a fused QKV output)."""
+    tokens, heads, dim = q.shape
+    kv_heads = k.shape[1]
+    assert q.stride(2) == k.stride(2) == v.stride(2) == 1 and q.stride(1) == k.stride(1) == v.stride(1) == dim
+    assert k_cache.stride(1) == v_cache.stride(1) == dim and (q_weight is None) == (k_weight is None)
+    q_out = torch.empty((tokens, heads, dim), dtype=q.dtype, device=q.device)
+    k_out = torch.empty((tokens, kv_heads, dim), dtype=k.dtype, device=k.device)
+    if tokens == 0:
+        return q_out, k_out
+    _rope_store_kernel[(tokens, heads + kv_heads)](
+        q, k, v, q_weight if q_weight is not None else q, k_weight if k_weight is not None else k, cos, sin,
+        positions, slots, q_out, k_out, k_cache, v_cache, q.stride(0), k.stride(0), v.stride(0), cos.stride(0),
+        k_cache.stride(0), v_cache.stride(0), heads, kv_heads, eps, HAS_NORM=q_weight is not None, HALF=dim // 2,
+    )  # fmt: skip
+    return q_out, k_out
+
+
 @triton.jit
 def _silu_mul_kernel(x_ptr, out_ptr, stride_x, n, BLOCK: tl.constexpr):
     row = tl.program_id(0)
@@ -117,39 +195,82 @@ def silu_and_mul(x: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
-def _gumbel_argmax_kernel(logits_ptr, temp_ptr, out_ptr, stride, seed, vocab: tl.constexpr, BLOCK: tl.constexpr):
+def _gumbel_block(v, u, cols, vocab, inv_temp, sampled, best_val, best_idx):
+    mask = cols < vocab
+    u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
+    v = v.to(tl.float32) * inv_temp - tl.log(-tl.log(u)) * sampled
+    v = tl.where(mask, v, float("-inf"))
+    better = v > best_val
+    return tl.where(better, v, best_val), tl.where(better, cols, best_idx)
+
+
+@triton.jit(do_not_specialize=["seed"])
+def _gumbel_partial_kernel(logits_ptr, temp_ptr, val_ptr, idx_ptr, stride, seed, vocab, num_chunks,
+                           BLOCK: tl.constexpr, ITERS: tl.constexpr):  # fmt: skip
+    """Program (row, chunk): the best (noisy logit, token) of ``ITERS * 4 * BLOCK`` tokens of one row."""
     row = tl.program_id(0)
+    chunk = tl.program_id(1)
     temp = tl.load(temp_ptr + row)
     sampled = (temp > 0).to(tl.float32)  # 0 for greedy rows: no noise, no scaling
     inv_temp = sampled / (temp + (1.0 - sampled)) + (1.0 - sampled)
+    lanes = tl.arange(0, BLOCK)
     best_val = tl.full((BLOCK,), float("-inf"), tl.float32)
     best_idx = tl.zeros((BLOCK,), tl.int32)
-    for start in range(0, vocab, BLOCK):  # vocab is a compile-time constant: one build per model
-        cols = start + tl.arange(0, BLOCK)
-        mask = cols < vocab
-        v = tl.load(logits_ptr + row * stride + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
-        u = tl.rand(seed, row * vocab + cols)
-        u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
-        v = v - tl.log(-tl.log(u)) * sampled
-        v = tl.where(mask, v, float("-inf"))
-        better = v > best_val
-        best_val = tl.where(better, v, best_val)
-        best_idx = tl.where(better, cols, best_idx)
+    ptr = logits_ptr + row.to(tl.int64) * stride
+    for it in range(ITERS):
+        base = (chunk * ITERS + it) * 4 * BLOCK
+        # one Philox call gives 4 numbers: token base + k*BLOCK + i takes number k of offset base + i
+        u0, u1, u2, u3 = tl.rand4x(seed, row * vocab + base + lanes)
+        c = base + lanes
+        v0 = tl.load(ptr + c, mask=c < vocab, other=0.0)
+        v1 = tl.load(ptr + c + BLOCK, mask=c + BLOCK < vocab, other=0.0)
+        v2 = tl.load(ptr + c + 2 * BLOCK, mask=c + 2 * BLOCK < vocab, other=0.0)
+        v3 = tl.load(ptr + c + 3 * BLOCK, mask=c + 3 * BLOCK < vocab, other=0.0)
+        best_val, best_idx = _gumbel_block(v0, u0, c, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v1, u1, c + BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v2, u2, c + 2 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v3, u3, c + 3 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
     top = tl.max(best_val, axis=0)
     idx = tl.min(tl.where(best_val == top, best_idx, vocab), axis=0)
-    tl.store(out_ptr + row, idx.to(tl.int64))
-
-
-def sample_gumbel(logits: torch.Tensor, temperatures: torch.Tensor, seed: int) -> torch.Tensor:
-    """One pass per row: greedy where ``temperature == 0``, else a sample from ``softmax(logits / T)``
-    (Gumbel-max with Philox noise keyed by ``seed``, row and token)."""
-    rows, vocab = logits.shape
-    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
-    _gumbel_argmax_kernel[(rows,)](logits, temperatures, out, logits.stride(0), seed, vocab=vocab, BLOCK=2048)
-    return out
+    tl.store(val_ptr + row * num_chunks + chunk, top)
+    tl.store(idx_ptr + row * num_chunks + chunk, idx)
 
 
 @triton.jit
+def _argmax_partials_kernel(val_ptr, idx_ptr, out_ptr, num_chunks, vocab, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    c = tl.arange(0, BLOCK)
+    mask = c < num_chunks
+    val = tl.load(val_ptr + row * num_chunks + c, mask=mask, other=float("-inf"))
+    idx = tl.load(idx_ptr + row * num_chunks + c, mask=mask, other=vocab)
+    top = tl.max(val, axis=0)
+    tl.store(out_ptr + row, tl.min(tl.where(val == top, idx, vocab), axis=0).to(tl.int64))
+
+
+_SAMPLE_BLOCK, _SAMPLE_ITERS = 1024, 4  # tokens per program: 16384 (10 programs per row for a 152k vocab)
+
+
+def sample_gumbel(logits: torch.Tensor, temperatures: torch.Tensor, seed: int) -> torch.Tensor:
+    """Greedy where ``temperature == 0``, else a sample from ``softmax(logits / T)`` (Gumbel-max with
+    Philox noise keyed by ``seed``, row and token). Each row is split over several programs (so a small
+    batch still fills the GPU), then a second kernel picks each row's best; ties go to the lowest token."""
+    rows, vocab = logits.shape
+    per_program = _SAMPLE_BLOCK * 4 * _SAMPLE_ITERS
+    chunks = triton.cdiv(vocab, per_program)
+    val = torch.empty((rows, chunks), dtype=torch.float32, device=logits.device)
+    idx = torch.empty((rows, chunks), dtype=torch.int32, device=logits.device)
+    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
+    if rows == 0:
+        return out
+    _gumbel_partial_kernel[(rows, chunks)](
+        logits, temperatures, val, idx, logits.stride(0), seed, vocab, chunks,
+        BLOCK=_SAMPLE_BLOCK, ITERS=_SAMPLE_ITERS,
+    )  # fmt: skip
+    _argmax_partials_kernel[(rows,)](val, idx, out, chunks, vocab, BLOCK=triton.next_power_of_2(chunks))
+    return out
+
+
+@triton.jit(do_not_specialize_on_alignment=["rows_ptr", "indptr_ptr"])
 def _paged_indices_kernel(table_ptr, rows_ptr, indptr_ptr, out_ptr, stride_table, page_size, BLOCK: tl.constexpr):
     b = tl.program_id(0)
     start = tl.load(indptr_ptr + b)

@@ -1,4 +1,5 @@
-"""The attention layer model plugins use: it owns no weights and defers to the selected backend."""
+"""The attention layer model plugins use: it owns no weights, writes the step's keys and values into the KV
+pool, and defers attention to the selected backend."""
 
 from __future__ import annotations
 
@@ -7,15 +8,23 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from minisgl_core.kernels import ops, use_triton
+
 if TYPE_CHECKING:
     from minisgl_core.engine.batch import ForwardBatch
+    from minisgl_core.layers.norm import RMSNorm
+    from minisgl_core.layers.rotary import RotaryEmbedding
 
 
 class AttentionLayer(nn.Module):
     """Attention of one decoder layer over the paged KV cache.
 
-    ``forward(q, k, v, batch)`` takes rotated ``q`` ``[tokens, heads, head_dim]`` and ``k``/``v``
-    ``[tokens, kv_heads, head_dim]`` (this rank's heads) and returns ``[tokens, heads * head_dim]``.
+    ``forward(q, k, v, batch)`` takes ``q`` ``[tokens, heads, head_dim]`` and ``k``/``v``
+    ``[tokens, kv_heads, head_dim]`` (this rank's heads), stores ``k``/``v`` at ``batch.out_slots`` of this
+    layer in ``batch.kv_pool``, and returns the backend's output ``[tokens, heads * head_dim]``.
+    Given ``rope`` (and, for Qwen3-style models, ``q_norm``/``k_norm``), ``q`` and ``k`` are not rotated yet:
+    the layer normalises and rotates them at ``batch.positions`` first; on the GPU that, the KV store and
+    nothing else is one fused kernel per layer.
     """
 
     def __init__(
@@ -30,7 +39,34 @@ class AttentionLayer(nn.Module):
         self.head_dim = head_dim
         self.scale = scale if scale is not None else head_dim**-0.5
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        if batch.attn is None:
-            raise RuntimeError("ForwardBatch.attn is not set: the engine must pick a backend before forward")
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        batch: ForwardBatch,
+        rope: RotaryEmbedding | None = None,
+        q_norm: RMSNorm | None = None,
+        k_norm: RMSNorm | None = None,
+    ) -> torch.Tensor:
+        if batch.attn is None or batch.kv_pool is None:
+            raise RuntimeError("ForwardBatch.attn and .kv_pool must be set by the engine before forward")
+        pool = batch.kv_pool
+        k_cache, v_cache = pool.k(self.layer_id), pool.v(self.layer_id)
+        if rope is not None and use_triton(q) and (q_norm is None) == (k_norm is None) and _fusable(q, k, v):
+            q_weight, k_weight = (q_norm.weight, k_norm.weight) if q_norm is not None and k_norm is not None else (None, None)
+            eps = q_norm.eps if q_norm is not None else 1e-6
+            q, k = ops().rope_and_store(
+                q, k, v, batch.positions, rope.cos, rope.sin, q_weight, k_weight, eps, k_cache, v_cache,
+                batch.out_slots,
+            )  # fmt: skip
+        else:
+            if rope is not None:
+                q, k = rope(batch.positions, q, k, q_norm, k_norm)
+            pool.store(self.layer_id, batch.out_slots, k, v)
         return batch.attn.forward(q, k, v, self, batch)
+
+
+def _fusable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Heads laid out contiguously (what the fused kernel indexes), strided tokens allowed."""
+    return all(t.stride(2) == 1 and t.stride(1) == t.shape[2] for t in (q, k, v))

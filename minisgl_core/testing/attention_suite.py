@@ -92,12 +92,13 @@ class AttentionBackendSuite(ConformanceSuite):
             batch = scene.batch(phase, extends)
             ref_batch = dataclasses.replace(batch)
             batch.attn, ref_batch.attn = backend, reference
+            batch.kv_pool, ref_batch.kv_pool = scene.pool, ref_pool
             backend.prepare(batch)
             reference.prepare(ref_batch)
             for layer in layers:
                 q, k, v = scene.qkv(batch.num_tokens)
-                out = backend.forward(q, k, v, layer, batch)
-                expect = reference.forward(q.float(), k.float(), v.float(), layer, ref_batch)
+                out = layer(q, k, v, batch)  # stores k/v into the pool, then calls the backend
+                expect = layer(q.float(), k.float(), v.float(), ref_batch)
                 where = f"{what}, step {n} ({phase.value}), layer {layer.layer_id}"
                 assert out.shape == (batch.num_tokens, scene.num_heads * scene.head_dim), f"{where}: shape {out.shape}"
                 assert out.dtype == self.dtype, f"{where}: output dtype {out.dtype}, expected {self.dtype}"

@@ -38,14 +38,12 @@ def check_graph_decode(
 
     def attention_only(batch: ForwardBatch) -> torch.Tensor:
         bs = batch.batch_size
-        outs = [
-            backend.forward(q_buf[i, :bs], k_buf[i, :bs], v_buf[i, :bs], layer, batch) for i, layer in enumerate(layers)
-        ]
+        outs = [layer(q_buf[i, :bs], k_buf[i, :bs], v_buf[i, :bs], batch) for i, layer in enumerate(layers)]
         return torch.cat(outs, dim=-1)
 
     last_token = torch.zeros(scene.table.num_rows, dtype=torch.int64, device=scene.device)
     runner = CudaGraphRunner(
-        attention_only, backend, scene.table.device_table, last_token, scene.table.dummy_row,
+        attention_only, backend, scene.pool, scene.table.device_table, last_token, scene.table.dummy_row,
         scene.page_size, MAX_BS, scene.device,
     )  # fmt: skip
     runner.capture()
@@ -61,11 +59,11 @@ def check_graph_decode(
         q, k, v = (torch.stack([x[j] for x in per_layer]) for j in range(3))
         q_buf[:, :n], k_buf[:, :n], v_buf[:, :n] = q, k, v
         _, out = runner.replay(plan)
-        ref_batch = dataclasses.replace(batch, attn=reference)
+        ref_batch = dataclasses.replace(batch, attn=reference, kv_pool=ref_pool)
         reference.prepare(ref_batch)
         expect = torch.cat(
             [
-                reference.forward(q[i].float(), k[i].float(), v[i].float(), layer, ref_batch)
+                layer(q[i].float(), k[i].float(), v[i].float(), ref_batch)
                 for i, layer in enumerate(layers)
             ],
             dim=-1,

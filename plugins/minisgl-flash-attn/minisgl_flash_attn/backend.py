@@ -79,7 +79,6 @@ class FlashAttention(AttentionBackend):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
     ) -> torch.Tensor:
-        self.pool.store(layer.layer_id, batch.out_slots, k, v)
         k_cache, v_cache = self.pool.paged(layer.layer_id)
         if self.kind == "fa3":
             out = self.kernel(

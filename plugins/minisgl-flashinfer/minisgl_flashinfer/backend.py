@@ -1,12 +1,14 @@
 """The ``flashinfer`` attention backend: FlashInfer's paged-KV prefill and decode kernels.
 
-One plan per step, shared by every layer. Decode uses the tensor-core kernels (fast for grouped-query
-attention at any group size). For CUDA graphs, one decode wrapper per captured batch size owns fixed
-index buffers that :meth:`prepare_replay` refills in place.
+One plan per step, shared by every layer. Decode uses the tensor-core kernels by default
+(``MINISGL_FLASHINFER_TENSOR_CORES=0`` selects FlashInfer's CUDA-core decode kernels instead). For
+CUDA graphs, one decode wrapper per captured batch size owns fixed index buffers that
+:meth:`prepare_replay` refills in place.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -16,6 +18,10 @@ from minisgl_core.kernels import ops, use_triton
 from minisgl_core.layers.attention import AttentionLayer
 
 WORKSPACE_BYTES = 256 << 20
+
+
+def decode_uses_tensor_cores() -> bool:
+    return os.environ.get("MINISGL_FLASHINFER_TENSOR_CORES", "1") != "0"
 
 
 class _Planned:
@@ -44,10 +50,11 @@ class FlashInferAttention(AttentionBackend):
         self.flashinfer = flashinfer
         self.ctx = ctx
         self.pool = ctx.kv_pool
+        self.tensor_cores = decode_uses_tensor_cores()
         self.workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=ctx.device)
         self.prefill = _Planned(flashinfer.BatchPrefillWithPagedKVCacheWrapper(self.workspace, "NHD"))
         self.decode = _Planned(
-            flashinfer.BatchDecodeWithPagedKVCacheWrapper(self.workspace, "NHD", use_tensor_cores=True)
+            flashinfer.BatchDecodeWithPagedKVCacheWrapper(self.workspace, "NHD", use_tensor_cores=self.tensor_cores)
         )
         self.graph_decode: dict[int, _Planned] = {}
         self.active: Any = None
@@ -129,7 +136,7 @@ class FlashInferAttention(AttentionBackend):
         bs = batch.batch_size
         indptr, indices, last = self._graph_buffers
         wrapper = self.flashinfer.BatchDecodeWithPagedKVCacheWrapper(
-            self.workspace, "NHD", use_cuda_graph=True, use_tensor_cores=True,
+            self.workspace, "NHD", use_cuda_graph=True, use_tensor_cores=self.tensor_cores,
             paged_kv_indptr_buffer=indptr[: bs + 1], paged_kv_indices_buffer=indices,
             paged_kv_last_page_len_buffer=last[:bs],
         )  # fmt: skip
@@ -145,7 +152,6 @@ class FlashInferAttention(AttentionBackend):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
     ) -> torch.Tensor:
-        self.pool.store(layer.layer_id, batch.out_slots, k, v)
         out = self.active.run(q.contiguous(), self.pool.paged(layer.layer_id))
         return out.reshape(q.shape[0], -1)
 
