@@ -54,12 +54,11 @@ class AttentionLayer(nn.Module):
         pool = batch.kv_pool
         k_cache, v_cache = pool.k(self.layer_id), pool.v(self.layer_id)
         if rope is not None and use_triton(q) and (q_norm is None) == (k_norm is None) and _fusable(q, k, v):
-            q_weight, k_weight = (q_norm.weight, k_norm.weight) if q_norm is not None and k_norm is not None else (None, None)
-            eps = q_norm.eps if q_norm is not None else 1e-6
+            normed = q_norm is not None and k_norm is not None
+            q_w, k_w, eps = (q_norm.weight, k_norm.weight, q_norm.eps) if normed else (None, None, 1e-6)  # type: ignore[union-attr]
             q, k = ops().rope_and_store(
-                q, k, v, batch.positions, rope.cos, rope.sin, q_weight, k_weight, eps, k_cache, v_cache,
-                batch.out_slots,
-            )  # fmt: skip
+                q, k, v, batch.positions, rope.cos, rope.sin, q_w, k_w, eps, k_cache, v_cache, batch.out_slots
+            )
         else:
             if rope is not None:
                 q, k = rope(batch.positions, q, k, q_norm, k_norm)
