@@ -47,12 +47,20 @@ def main() -> None:
     p.add_argument("--model", default=str(Path(__file__).parent / "models" / "qwen3-0.6b"))
     p.add_argument("--attention", default="flashinfer")
     p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--page-size", type=int, default=1)
     p.add_argument("--skip", type=int, default=30, help="decode steps before the profiled window")
     p.add_argument("--rows", type=int, default=30)
     args = p.parse_args()
     vocab = json.loads((Path(args.model) / "config.json").read_text())["vocab_size"]
     tok = wordlevel_tokenizer(vocab, Path(tempfile.mkdtemp()))
-    llm = LLM(args.model, tokenizer=str(tok), load_format="dummy", dtype="bfloat16", attention=args.attention)
+    llm = LLM(
+        args.model,
+        tokenizer=str(tok),
+        load_format="dummy",
+        dtype="bfloat16",
+        attention=args.attention,
+        page_size=args.page_size,
+    )
     runtime = llm.runtime
     sched, engine = runtime.scheduler, runtime.engine
     prompts, max_tokens = workload()
