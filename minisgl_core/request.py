@@ -80,6 +80,12 @@ class Req:
         return not self.finished and self.num_sampled < self.max_new_tokens
 
     @property
+    def decodable(self) -> bool:
+        """True when the next decode step should compute a token for this request: its prompt is computed,
+        and it :attr:`can_sample` (written out: the scheduler asks this of every running request per step)."""
+        return self.kv_len >= self.fill_len and self.finish_reason is None and self.num_sampled < self.max_new_tokens
+
+    @property
     def remaining_new_tokens(self) -> int:
         return max(self.max_new_tokens - self.num_sampled, 0)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+SAMPLED, FILTERED, SEEDED, PENALIZED, LOGPROBS = 1, 2, 4, 8, 16
+"""Bits of :attr:`SamplingParams.sampler_flags`."""
+
 
 @dataclass
 class SamplingParams:
@@ -56,6 +59,20 @@ class SamplingParams:
             self.repetition_penalty,
         )  # fmt: skip
         return floats, (self.top_k if self.top_k > 0 else 0, self.seed if self.seed is not None else -1)
+
+    @functools.cached_property
+    def sampler_flags(self) -> int:
+        """Which sampler stages this request needs, as bits (:data:`SAMPLED` ... :data:`LOGPROBS`), so the
+        scheduler can combine a batch's needs with one ``|`` per request."""
+        sampled = self.temperature > 0
+        filtered = self.top_k > 0 or self.top_p < 1.0 or self.min_p > 0.0
+        return (
+            (SAMPLED if sampled else 0)
+            | (FILTERED if sampled and filtered else 0)
+            | (SEEDED if sampled and self.seed is not None else 0)
+            | (PENALIZED if self.has_penalties else 0)
+            | (LOGPROBS if self.logprobs is not None else 0)
+        )
 
     @property
     def has_penalties(self) -> bool:

@@ -9,14 +9,17 @@ depend on what else is in the batch.
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from minisgl_core.kernels import ops, use_triton
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.sampling_params import FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
 
 _MASK32 = 0xFFFFFFFF
 # columns of SamplingBatch.floats / SamplingBatch.ints
@@ -41,19 +44,25 @@ class SamplingBatch:
     def build(
         cls, params: Sequence[SamplingParams], output_index: Sequence[int], rows: Sequence[int] | None = None
     ) -> SamplingBatch:
-        rows = rows if rows is not None else [0] * len(params)
+        n = len(params)
         packed = [p.packed for p in params]
-        floats = [f for f, _ in packed]
-        ints = [(k, seed, i, r) for (_, (k, seed)), i, r in zip(packed, output_index, rows)]
-        sampled = [p.temperature > 0 for p in params]
+        floats = np.array([f for f, _ in packed], dtype=np.float32).reshape(n, 6)
+        ints = np.empty((n, 4), dtype=np.int64)
+        ints[:, :2] = np.array([k_seed for _, k_seed in packed], dtype=np.int64).reshape(n, 2)
+        ints[:, 2] = output_index
+        ints[:, 3] = rows if rows is not None else 0
+        flags = functools.reduce(operator.or_, [p.sampler_flags for p in params], 0)
+        logprobs = -1
+        if flags & LOGPROBS:
+            logprobs = max(p.logprobs for p in params if p.logprobs is not None)
         return cls(
-            floats=torch.tensor(floats, dtype=torch.float32).reshape(len(params), 6),
-            ints=torch.tensor(ints, dtype=torch.int64).reshape(len(params), 4),
-            all_greedy=not any(sampled),
-            needs_filter=any(s and (p.top_k > 0 or p.top_p < 1.0 or p.min_p > 0.0) for s, p in zip(sampled, params)),
-            any_seeded=any(s and p.seed is not None for s, p in zip(sampled, params)),
-            any_penalty=any(p.has_penalties for p in params),
-            logprobs=max((p.logprobs for p in params if p.logprobs is not None), default=-1),
+            floats=torch.from_numpy(floats),
+            ints=torch.from_numpy(ints),
+            all_greedy=not flags & SAMPLED,
+            needs_filter=bool(flags & FILTERED),
+            any_seeded=bool(flags & SEEDED),
+            any_penalty=bool(flags & PENALIZED),
+            logprobs=logprobs,
         )
 
     def to(self, device: torch.device) -> SamplingBatch:

@@ -19,6 +19,8 @@ class PageTable:
         self.dummy_row = max_requests
         self.device_table = torch.zeros((self.num_rows, max_model_len), dtype=torch.int32, device=device)
         self.host_table = torch.zeros((self.num_rows, max_model_len), dtype=torch.int32)
+        self.host_np = self.host_table.numpy()
+        """The host mirror as a NumPy array (same memory), for cheap per-step bookkeeping."""
         self._free_rows = list(range(max_requests - 1, -1, -1))
 
     @property

@@ -6,6 +6,7 @@ place - the allocator's free list, the cache policy, or privately held by one ad
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from minisgl_core.cache.base import CachePolicy
@@ -71,21 +72,23 @@ class KVManager:
 
     def extend_decode(self, reqs: list[Req]) -> torch.Tensor:
         """Allocate one slot per request (vectorised); the caller ensured enough free pages."""
-        ps = self.page_size
-        rows = torch.tensor([r.row for r in reqs], dtype=torch.int64)
-        pos = torch.tensor([r.kv_len for r in reqs], dtype=torch.int64)
-        slots = self.table.host_table[rows, pos - 1].to(torch.int64) + 1
-        need = pos % ps == 0
+        ps, n = self.page_size, len(reqs)
+        table = self.table.host_np
+        rows = np.fromiter((r.row for r in reqs), dtype=np.int64, count=n)
+        pos = np.fromiter((r.kv_len for r in reqs), dtype=np.int64, count=n)
+        slots = table[rows, pos - 1].astype(np.int64) + 1  # the slot after each request's last one
+        need = pos % ps == 0  # the last page is full: start a new one
         n_new = int(need.sum())
         if n_new:
-            slots[need] = self.allocator.alloc(n_new) * ps
-        self.table.host_table[rows, pos] = slots.to(torch.int32)
+            slots[need] = self.allocator.alloc(n_new).numpy() * ps
+        table[rows, pos] = slots
         for r in reqs:
             r.kv_len += 1
-        return slots
+        return torch.from_numpy(slots)
 
     def decode_pages_needed(self, reqs: list[Req]) -> int:
-        return sum(1 for r in reqs if r.kv_len % self.page_size == 0)
+        ps = self.page_size
+        return len(reqs) if ps == 1 else sum(1 for r in reqs if r.kv_len % ps == 0)
 
     def cache_prompt(self, req: Req) -> torch.Tensor | None:
         """Share ``req``'s computed prompt with the prefix cache while it keeps running (its prefill just

@@ -24,7 +24,7 @@ from minisgl_core.scheduling.policy import SchedulingPolicy
 logger = logging.getLogger("minisgl.scheduler")
 
 
-@dataclass
+@dataclass(slots=True)
 class ReqUpdate:
     """New output of one request after a step."""
 
@@ -223,13 +223,13 @@ class Scheduler:
         return chunk
 
     def _plan_decode(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
-        reqs = [r for r in self.running if not r.in_prefill and r.can_sample]
+        reqs = [r for r in self.running if r.decodable]
         while reqs and not self.kv.ensure_free_pages(self.kv.decode_pages_needed(reqs)):
             if self._in_flight is not None:  # results may free memory, and retraction needs them anyway
                 self._drain()
                 return self._schedule()
             self._retract(self.policy.choose_victim(self.running, self))
-            reqs = [r for r in self.running if not r.in_prefill and r.can_sample]
+            reqs = [r for r in self.running if r.decodable]
         if not reqs:
             return None
         slots = self.kv.extend_decode(reqs)
