@@ -62,10 +62,7 @@ def check_graph_decode(
         ref_batch = dataclasses.replace(batch, attn=reference, kv_pool=ref_pool)
         reference.prepare(ref_batch)
         expect = torch.cat(
-            [
-                layer(q[i].float(), k[i].float(), v[i].float(), ref_batch)
-                for i, layer in enumerate(layers)
-            ],
+            [layer(q[i].float(), k[i].float(), v[i].float(), ref_batch) for i, layer in enumerate(layers)],
             dim=-1,
         )
         where = f"CUDA-graph decode of {n} requests (padded)"
