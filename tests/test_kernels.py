@@ -143,3 +143,9 @@ def test_rope_and_store_matches_norm_rope_then_store(ops, with_norm: bool) -> No
     untouched = torch.ones(16, dtype=torch.bool, device=DEVICE)
     untouched[slots] = False
     assert not k_cache[untouched].any() and not v_cache[untouched].any()
+
+
+def test_rope_kernels_only_take_power_of_two_halves() -> None:
+    from minisgl_core.kernels import rope_kernel_fits
+
+    assert [d for d in (16, 32, 64, 80, 96, 128, 256) if rope_kernel_fits(d)] == [16, 32, 64, 128, 256]

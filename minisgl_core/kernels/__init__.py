@@ -31,6 +31,12 @@ def use_triton(x: torch.Tensor) -> bool:
     return False
 
 
+def rope_kernel_fits(head_dim: int) -> bool:
+    """The RoPE kernels handle a head as two power-of-two halves (head_dim 32, 64, 128, 256, ...)."""
+    half = head_dim // 2
+    return head_dim % 2 == 0 and half > 0 and half & (half - 1) == 0
+
+
 def ops() -> ModuleType:
     """The Triton kernels module (call only after :func:`use_triton` returned True)."""
     module = _ops()

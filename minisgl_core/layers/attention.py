@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from minisgl_core.kernels import ops, use_triton
+from minisgl_core.kernels import ops, rope_kernel_fits, use_triton
 
 if TYPE_CHECKING:
     from minisgl_core.engine.batch import ForwardBatch
@@ -68,4 +68,4 @@ class AttentionLayer(nn.Module):
 
 def _fusable(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     """Heads laid out contiguously (what the fused kernel indexes), strided tokens allowed."""
-    return all(t.stride(2) == 1 and t.stride(1) == t.shape[2] for t in (q, k, v))
+    return rope_kernel_fits(q.shape[2]) and all(t.stride(2) == 1 and t.stride(1) == t.shape[2] for t in (q, k, v))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from minisgl_core.kernels import ops, use_triton
+from minisgl_core.kernels import ops, rope_kernel_fits, use_triton
 from minisgl_core.layers.norm import RMSNorm
 
 
@@ -71,7 +71,7 @@ class RotaryEmbedding(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE of ``q`` and ``k``; with ``q_norm``/``k_norm``, each head is RMS-normalised first (Qwen3).
         On the GPU the norm and the rotation are one fused kernel per tensor."""
-        if use_triton(q) and q.stride(-1) == 1 and k.stride(-1) == 1:
+        if use_triton(q) and q.stride(-1) == 1 and k.stride(-1) == 1 and rope_kernel_fits(q.shape[-1]):
             fused = ops().norm_rope
             q = fused(q, positions, self.cos, self.sin, *_norm_args(q_norm))
             k = fused(k, positions, self.cos, self.sin, *_norm_args(k_norm))
