@@ -31,8 +31,10 @@ def _shell_settings(args: argparse.Namespace) -> Any:
 def _shell_over(config: Any, server_args: Any, args: argparse.Namespace) -> int:
     """Start the server in this process, run the shell against it, stop the server."""
     from minisgl_core.server.launch import ServerThread
+    from minisgl_core.server.threads import use_one_torch_thread
     from minisgl_core.shell import ChatClient, run_shell
 
+    use_one_torch_thread()  # neither the shell nor the API server does tensor math
     server = ServerThread(config, server_args)
     try:
         url = server.start()

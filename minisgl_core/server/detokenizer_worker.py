@@ -27,6 +27,7 @@ from minisgl_core.server.messages import (
     TokenUpdate,
     WorkerReady,
 )
+from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.tokenizer import load_tokenizer
 
 logger = logging.getLogger("minisgl.detokenizer")
@@ -100,6 +101,7 @@ def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
         fail_start_up(to_api, "detokenizer", exc)
+    use_one_torch_thread()  # after loading: the tokenizer may have imported torch
     to_api.send(WorkerReady("detokenizer", os.getpid()))
     while True:
         outputs: list[RequestOutput] = []

@@ -15,6 +15,9 @@ from typing import Any
 import zmq
 
 from minisgl_core.config import EngineConfig
+from minisgl_core.distributed import TPInfo
+from minisgl_core.engine.engine import resolve_device
+from minisgl_core.engine.tp_worker import local_ranks
 from minisgl_core.request import FinishReason, Req
 from minisgl_core.runtime import Runtime, build_runtime
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
@@ -33,6 +36,7 @@ from minisgl_core.server.messages import (
     WorkerReady,
 )
 from minisgl_core.server.stats_log import StatsLogger
+from minisgl_core.server.threads import set_cpu_engine_threads
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -145,11 +149,14 @@ class EngineWorker:
 
 
 def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, log_interval: float) -> None:
-    """Process entry point: build the runtime, report ready (or the error) to the API server, then serve."""
+    """Process entry point: set a CPU engine's thread count, build the runtime, report ready (or the error)
+    to the API server, then serve."""
     setup_worker("engine", log_level)
     ctx = zmq.Context()
     to_api = Sender(ctx, addrs.api)
     try:
+        if resolve_device(config.device, TPInfo()).type == "cpu":
+            set_cpu_engine_threads(len(local_ranks(config)))
         runtime = build_runtime(config)
         worker = EngineWorker(runtime, ctx, addrs, log_interval)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher, which exits with the message

@@ -32,6 +32,7 @@ from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
 from minisgl_core.server.ipc import Addresses
 from minisgl_core.server.metrics import Metrics
+from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.server.tokenizer_worker import run_tokenizer_worker
 from minisgl_core.weights import resolve_model_dir
 
@@ -178,6 +179,7 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
 
 def run_server(config: EngineConfig, args: ServerArgs) -> int:
     """``minisgl serve``: blocks in the main thread until Ctrl-C / SIGTERM or a worker's death."""
+    use_one_torch_thread()  # the API server does no tensor math
     serving = threading.Event()
     main: dict[str, Any] = {}
 

@@ -25,6 +25,7 @@ from minisgl_core.server.messages import (
     TokenizeRequest,
     WorkerReady,
 )
+from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.tokenizer import apply_chat_template, load_tokenizer
 
 logger = logging.getLogger("minisgl.tokenizer")
@@ -122,6 +123,7 @@ def run_tokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) 
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
         fail_start_up(to_api, "tokenizer", exc)
+    use_one_torch_thread()  # after loading: the tokenizer may have imported torch
     to_api.send(WorkerReady("tokenizer", os.getpid()))
     try:
         _serve(tok, inbox, to_engine, to_api)
