@@ -11,8 +11,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
-from minisgl_core.config import DTYPES, LOAD_FORMATS, EngineConfig
+from minisgl_core.config import DTYPES, LOAD_FORMATS, EngineConfig, parse_option
 from minisgl_core.plugins import failed_plugins, load_plugins, loaded_plugins
 from minisgl_core.registry import ATTENTION, CACHE, REGISTRIES, SCHEDULER
 
@@ -33,6 +34,22 @@ def _attention_arg(value: str) -> str:
     return value
 
 
+class _OptionAction(argparse.Action):
+    """Collects a repeatable ``KEY=VALUE`` flag into a dict; a malformed or repeated KEY is an error."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        try:
+            key, value = parse_option(str(values))
+        except ValueError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        options = getattr(namespace, self.dest) or {}
+        if key in options:
+            raise argparse.ArgumentError(self, f"{key!r} given twice")
+        setattr(namespace, self.dest, {**options, key: value})
+
+
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
     """The engine options shared by every subcommand that runs a model (one flag per EngineConfig field)."""
     g = parser.add_argument_group("engine")
@@ -43,7 +60,15 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         help=f"attention backend, or PREFILL,DECODE; installed: auto, {', '.join(_names(ATTENTION))}",
     )  # fmt: skip
     g.add_argument("--cache", choices=_names(CACHE), default="radix", help="KV-cache policy")
+    g.add_argument(
+        "--cache-option", dest="cache_options", action=_OptionAction, default={}, metavar="KEY=VALUE",
+        help="an option for the cache policy (repeatable), given to it as a string",
+    )  # fmt: skip
     g.add_argument("--scheduler", choices=_names(SCHEDULER), default="fcfs", help="scheduling policy")
+    g.add_argument(
+        "--scheduler-option", dest="scheduler_options", action=_OptionAction, default={}, metavar="KEY=VALUE",
+        help="an option for the scheduling policy (repeatable), given to it as a string",
+    )  # fmt: skip
     g.add_argument("--dtype", choices=DTYPES, default="auto")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     g.add_argument("--page-size", type=int, default=1)

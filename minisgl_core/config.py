@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 LOAD_FORMATS = ("auto", "safetensors", "dummy")
+OPTION_FIELDS = ("cache_options", "scheduler_options")
+_OPTION_NAME = re.compile(r"[^\s=]+")
+
+
+def _check_option_name(key: object, what: str) -> None:
+    if not isinstance(key, str) or not _OPTION_NAME.fullmatch(key):
+        raise ValueError(f"{what} must be a non-empty string without '=' or whitespace, got {key!r}")
+
+
+def parse_option(text: str) -> tuple[str, str]:
+    """``"KEY=VALUE"`` -> ``(KEY, VALUE)``, split at the first ``=`` (VALUE may be empty); ``ValueError`` when
+    there is no ``=`` or KEY is empty or holds whitespace."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    _check_option_name(key, "KEY")
+    return key, value
+
+
+def check_options(name: str, options: object) -> None:
+    """Raise ``ValueError`` unless ``options`` maps option names (as :func:`parse_option` accepts) to strings."""
+    if not isinstance(options, Mapping):
+        raise ValueError(f"{name} must be a mapping of option names to strings, got {type(options).__name__}")
+    for key, value in options.items():
+        _check_option_name(key, f"a key of {name}")
+        if not isinstance(value, str):
+            raise ValueError(f"{name}[{key!r}] must be a string (the policy parses it), got {value!r}")
 
 
 @dataclass
@@ -19,7 +48,11 @@ class EngineConfig:
     attention: str = "auto"
     """A backend name, ``PREFILL,DECODE`` for one backend per phase, or ``auto``."""
     cache: str = "radix"
+    cache_options: dict[str, str] = field(default_factory=dict)
+    """Handed to the cache policy's factory as ``CacheContext.options`` (``--cache-option KEY=VALUE``)."""
     scheduler: str = "fcfs"
+    scheduler_options: dict[str, str] = field(default_factory=dict)
+    """Handed to the scheduler's factory as ``SchedulerContext.options`` (``--scheduler-option KEY=VALUE``)."""
     dtype: str = "auto"
     device: str | None = None
     """``None`` picks ``cuda`` when available, else ``cpu``."""
@@ -47,6 +80,10 @@ class EngineConfig:
     revision: str | None = None
 
     def __post_init__(self) -> None:
+        for name in OPTION_FIELDS:  # a private copy, which worker processes receive pickled
+            options = getattr(self, name)
+            if isinstance(options, Mapping):
+                setattr(self, name, dict(options))
         self.validate()
 
     def validate(self) -> None:
@@ -82,6 +119,8 @@ class EngineConfig:
             raise ValueError(f"attention must be NAME or PREFILL,DECODE, got {self.attention!r}")
         if len(self.attention.split(",")) > 2:
             raise ValueError(f"attention takes at most two names (PREFILL,DECODE), got {self.attention!r}")
+        for name in OPTION_FIELDS:
+            check_options(name, getattr(self, name))
 
     @property
     def attention_names(self) -> tuple[str, str]:

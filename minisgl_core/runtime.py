@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from minisgl_core.cache.base import CacheContext, CachePolicy
@@ -153,7 +154,14 @@ def build_runtime(config: EngineConfig) -> Runtime:
     cache = (
         REGISTRIES[CACHE]
         .get(config.cache)
-        .create(CacheContext(page_size=config.page_size, num_pages=engine.num_pages, device=engine.device))
+        .create(
+            CacheContext(
+                page_size=config.page_size,
+                num_pages=engine.num_pages,
+                device=engine.device,
+                options=MappingProxyType(config.cache_options),
+            )
+        )
     )
     if not isinstance(cache, CachePolicy):
         raise TypeError(f"cache policy {config.cache!r} factory returned {type(cache).__name__}, not a CachePolicy")
@@ -167,6 +175,7 @@ def build_runtime(config: EngineConfig) -> Runtime:
                 max_prefill_tokens=config.max_prefill_tokens,
                 page_size=config.page_size,
                 kv_capacity_tokens=capacity,
+                options=MappingProxyType(config.scheduler_options),
             )
         )
     )

@@ -9,6 +9,7 @@ import torch
 
 from minisgl_core import hookimpl
 from minisgl_core.attention.torch_backend import TorchAttention
+from minisgl_core.cache.base import CachePolicy
 from minisgl_core.cache.radix import RadixCache
 from minisgl_core.plugins import register_plugin, unregister_plugin
 from minisgl_core.scheduling import SchedulingPolicy
@@ -59,6 +60,13 @@ class TakesEverything(RadixCache):
         return 0
 
 
+class PeeksByMatching(RadixCache):
+    """Peeks with the base class's default, ``match_prefix``: it refreshes recency and splits nodes."""
+
+    def peek_prefix_len(self, token_ids):  # noqa: ANN001, ANN201
+        return CachePolicy.peek_prefix_len(self, token_ids)
+
+
 class Stalls(SchedulingPolicy):
     def admission_order(self, view):  # noqa: ANN001, ANN201
         return []
@@ -79,6 +87,7 @@ class Buggy:
     def minisgl_register_cache_policies(self, register):  # noqa: ANN001, ANN201
         register("test-ignores-locks", IgnoresLocks)
         register("test-takes-everything", TakesEverything)
+        register("test-peeks-by-matching", PeeksByMatching)
 
     @hookimpl
     def minisgl_register_schedulers(self, register):  # noqa: ANN001, ANN201
@@ -123,6 +132,12 @@ def test_cache_suite_catches_evicted_locks_and_double_ownership() -> None:
         suite(CachePolicySuite, policy="test-ignores-locks").test_locked_prefix_survives_eviction(4)
     with pytest.raises(AssertionError, match="twice|insert returned"):
         suite(CachePolicySuite, policy="test-takes-everything").test_hits_on_shared_prefixes(1)
+
+
+def test_cache_suite_catches_a_peek_that_touches_recency() -> None:
+    touchy = suite(CachePolicySuite, policy="test-peeks-by-matching")
+    with pytest.raises(AssertionError, match="peek_prefix_len changed what is evicted next"):
+        touchy.test_peek_is_a_side_effect_free_match(4)
 
 
 def test_scheduler_suite_reports_a_stall_instead_of_hanging() -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from minisgl_core import LLM, SamplingParams, hookimpl
+from minisgl_core.cache.base import CacheContext
 from minisgl_core.cache.naive import NaiveCache
 from minisgl_core.plugins import register_plugin, unregister_plugin
 from minisgl_core.registry import CACHE, REGISTRIES, SCHEDULER, PluginConflictError
-from minisgl_core.scheduling.policy import SchedulingPolicy
+from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
 
 
 class CountingCache(NaiveCache):
@@ -33,14 +34,30 @@ class ShortestFirst(SchedulingPolicy):
         return sorted(view.waiting, key=lambda r: (len(r.prompt_ids), r.arrival))
 
 
+contexts: list[CacheContext | SchedulerContext] = []
+"""What the capturing factories below were given, in order."""
+
+
+def capture_cache(ctx: CacheContext) -> NaiveCache:
+    contexts.append(ctx)
+    return NaiveCache(ctx)
+
+
+def capture_scheduler(ctx: SchedulerContext) -> SchedulingPolicy:
+    contexts.append(ctx)
+    return SchedulingPolicy(ctx)
+
+
 class InlinePlugin:
     @hookimpl
     def minisgl_register_cache_policies(self, register):  # noqa: ANN001, ANN201
         register("test-counting", CountingCache, description="test")
+        register("test-capture", capture_cache)
 
     @hookimpl
     def minisgl_register_schedulers(self, register):  # noqa: ANN001, ANN201
         register("test-shortest", ShortestFirst)
+        register("test-capture", capture_scheduler)
 
 
 @pytest.fixture
@@ -57,6 +74,36 @@ def test_unregistered_plugin_is_selectable_by_name(inline_plugin, tiny_qwen3) ->
     assert [o.token_ids for o in outs] == [tiny_qwen3.greedy([1, 2, 3], 4), tiny_qwen3.greedy([4, 5], 4)]
     assert CountingCache.inserted >= before + 2  # at prompt completion and at finish
     assert type(llm.scheduler.policy) is ShortestFirst
+
+
+def test_options_reach_the_factories_as_read_only_strings(inline_plugin, tiny_qwen3) -> None:
+    contexts.clear()
+    LLM(
+        str(tiny_qwen3.path), device="cpu", attention="torch", cache="test-capture", scheduler="test-capture",
+        cache_options={"max_tokens": "1000"}, scheduler_options={"window": "8", "mode": "a=b"},
+    )  # fmt: skip
+    cache_ctx, scheduler_ctx = contexts
+    assert isinstance(cache_ctx, CacheContext) and dict(cache_ctx.options) == {"max_tokens": "1000"}
+    assert isinstance(scheduler_ctx, SchedulerContext) and dict(scheduler_ctx.options) == {"window": "8", "mode": "a=b"}
+    with pytest.raises(TypeError):
+        cache_ctx.options["max_tokens"] = "1"  # type: ignore[index]
+    contexts.clear()
+    LLM(str(tiny_qwen3.path), device="cpu", attention="torch", cache="test-capture", scheduler="test-capture")
+    assert [dict(ctx.options) for ctx in contexts] == [{}, {}]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"cache_options": {"k": 1}}, r"cache_options\['k'\] must be a string"),
+        ({"scheduler_options": {"": "v"}}, "a key of scheduler_options must be a non-empty string"),
+        ({"scheduler_options": {"a=b": "v"}}, "without '=' or whitespace, got 'a=b'"),
+        ({"cache_options": ["k=v"]}, "cache_options must be a mapping"),
+    ],
+)
+def test_malformed_options_are_clear_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LLM("demo", device="cpu", **kwargs)
 
 
 def test_unregister_removes_the_names(inline_plugin) -> None:

@@ -69,6 +69,20 @@ def test_insert_divergent_inside_node_splits() -> None:
     c.check_integrity()
 
 
+def test_peek_neither_refreshes_recency_nor_splits() -> None:
+    c, touched = make(), make()
+    for cache in (c, touched):
+        cache.insert([1, 2, 3, 4], rng(0, 4))  # older
+        cache.insert([5, 6, 7, 8], rng(4, 8))
+    assert c.peek_prefix_len([1, 2, 3, 4, 9]) == 4 and c.peek_prefix_len([1, 2, 9]) == 2
+    assert c.peek_prefix_len([9]) == 0 and c.peek_prefix_len([]) == 0
+    assert sorted(len(n.key) for n in c.root.children.values()) == [4, 4], "a peek split a node"
+    assert c.evict(1).tolist() == [0, 1, 2, 3], "the peeked old prefix must still be evicted first"
+    c.check_integrity()
+    touched.match_prefix([1, 2, 3, 4])  # a match does refresh it: the other prefix goes first
+    assert touched.evict(1).tolist() == [4, 5, 6, 7]
+
+
 def test_page_size_alignment() -> None:
     c = make(page_size=4)
     assert c.insert(list(range(12)), rng(100, 112)) == 0
@@ -256,7 +270,9 @@ class EngineModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def new_request(self, data: st.DataObject) -> None:
         tokens = data.draw(self.seqs())
+        peeked = self.cache.peek_prefix_len(tokens)
         m = self.cache.match_prefix(tokens)
+        assert m.length == peeked, "peek_prefix_len differs from match_prefix"
         assert m.length % self.page_size == 0 and m.length <= len(tokens)
         assert m.slots.tolist() == [self.ref[self.pos(tokens, i)] for i in range(m.length)]
         self.cache.lock(m.handle)

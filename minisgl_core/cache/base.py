@@ -9,7 +9,7 @@ number of pages. All methods run in the scheduling process (rank 0), on the host
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ class CacheContext:
     page_size: int
     num_pages: int
     device: torch.device
+    options: Mapping[str, str] = field(default_factory=dict)
+    """The user's ``--cache-option KEY=VALUE`` flags (``LLM(cache_options=...)``), unparsed: values are strings."""
 
 
 @dataclass
@@ -47,6 +49,18 @@ class CachePolicy(ABC):
         The scheduler calls it when it considers admitting a request; it may call it again later (the match
         can change in between, as the cache inserts and evicts).
         """
+
+    def peek_prefix_len(self, token_ids: Sequence[int]) -> int:
+        """Return the length of the longest cached prefix of ``token_ids`` (whole pages), with no side effect.
+
+        Scheduling policies call it (through ``SchedulerView.prefix_match_len``) in the scheduling process,
+        while planning a step, to rank waiting requests; it may be called for every waiting request at every
+        prefill step. It must equal ``match_prefix(token_ids).length`` and must not lock, refresh recency or
+        restructure the cache, so that ranking requests does not change what is evicted next. The default
+        returns ``match_prefix(token_ids).length``, which may touch recency: override it when
+        :meth:`match_prefix` has side effects.
+        """
+        return self.match_prefix(token_ids).length
 
     @abstractmethod
     def lock(self, handle: Any) -> None:

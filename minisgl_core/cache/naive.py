@@ -19,6 +19,9 @@ class NaiveCache(CachePolicy):
     def match_prefix(self, token_ids: Sequence[int]) -> PrefixMatch:
         return PrefixMatch(0)
 
+    def peek_prefix_len(self, token_ids: Sequence[int]) -> int:
+        return 0
+
     def lock(self, handle: Any) -> None:
         pass
 

@@ -9,7 +9,7 @@ and an unlocked node has only unlocked descendants. Eviction removes unlocked le
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import count
 from typing import Any
 
@@ -90,29 +90,38 @@ class RadixCache(CachePolicy):
         parent.children[tuple(upper.key[: self.page_size])] = upper
         return upper
 
+    def _path(self, tokens: list[int]) -> Iterator[tuple[_Node, int]]:
+        """Yield ``(node, k)`` for each node ``tokens`` (whole pages only) matches from the root down: ``k``
+        of its tokens match, all of them except possibly in the last node. Changes nothing."""
+        ps = self.page_size
+        end = len(tokens) - len(tokens) % ps
+        node, pos = self.root, 0
+        while pos < end:
+            child = node.children.get(tuple(tokens[pos : pos + ps]))
+            if child is None:
+                return
+            k = _common_len(child.key, tokens, pos, end - pos)
+            k -= k % ps  # >= ps: the first page matched through the dict key
+            whole = k == len(child.key)
+            yield child, k
+            if not whole:  # decided before the caller may split ``child``
+                return
+            node, pos = child, pos + k
+
     def _walk(self, tokens: list[int]) -> tuple[_Node, int, list[torch.Tensor]]:
         """Follow ``tokens`` (whole pages only) down the tree, splitting where the match ends mid-node.
 
         Returns the deepest matched node (the root if none), the matched length and the matched slot runs.
         Touches every node on the path.
         """
-        ps, stamp = self.page_size, self._tick()
-        end = len(tokens) - len(tokens) % ps
+        stamp = self._tick()
         node, pos, runs = self.root, 0, []
-        while pos < end:
-            child = node.children.get(tuple(tokens[pos : pos + ps]))
-            if child is None:
-                break
-            k = _common_len(child.key, tokens, pos, end - pos)
-            k -= k % ps  # >= ps: the first page matched through the dict key
+        for child, k in self._path(tokens):
             child.last_access = stamp
-            partial = k < len(child.key)
-            if partial:
+            if k < len(child.key):
                 child = self._split(child, k)
             runs.append(child.value)
             node, pos = child, pos + k
-            if partial:
-                break
         return node, pos, runs
 
     # ------------------------------------------------------------------- API
@@ -125,6 +134,10 @@ class RadixCache(CachePolicy):
         if length == 0:
             return PrefixMatch(0)
         return PrefixMatch(length, torch.cat(runs), node)
+
+    def peek_prefix_len(self, token_ids: Sequence[int]) -> int:
+        """Length of :meth:`match_prefix` without its side effects: no split, no recency update."""
+        return sum(k for _, k in self._path(self._tokens(token_ids)))
 
     def lock(self, handle: Any) -> None:
         """Add one reference to every node from ``handle`` up to the root; ``None`` / the root is a no-op."""

@@ -14,8 +14,8 @@ no request is ever dropped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from minisgl_core.request import Req
@@ -29,6 +29,9 @@ class SchedulerContext:
     max_prefill_tokens: int
     page_size: int
     kv_capacity_tokens: int
+    options: Mapping[str, str] = field(default_factory=dict)
+    """The user's ``--scheduler-option KEY=VALUE`` flags (``LLM(scheduler_options=...)``), unparsed: values are
+    strings."""
 
 
 class SchedulerView(Protocol):
@@ -49,8 +52,16 @@ class SchedulerView(Protocol):
     def available_tokens(self) -> int:
         """Free KV tokens plus what the prefix cache could evict."""
 
+    @property
+    def num_steps(self) -> int:
+        """Steps this scheduler planned so far (prefill and decode); while planning, the index of this step."""
+
     def prefix_match_len(self, req: Req) -> int:
-        """How many of ``req``'s tokens the prefix cache holds now (whole pages)."""
+        """How many of ``req``'s tokens the prefix cache holds now (whole pages).
+
+        A peek (:meth:`~minisgl_core.cache.CachePolicy.peek_prefix_len`): ranking requests by it does not
+        change what the cache evicts next.
+        """
 
 
 class SchedulingPolicy:

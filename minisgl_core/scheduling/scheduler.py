@@ -58,6 +58,8 @@ class Scheduler:
         self._table_writes: list[tuple[int, torch.Tensor]] = []  # page-table rewrites for the next plan
         self._drained: list[ReqUpdate] = []
         self.num_retractions = 0
+        self.num_steps = 0
+        """Steps planned (and launched) so far; while one is planned, its index."""
 
     # -- the policy's view ----------------------------------------------------------------------------
 
@@ -75,7 +77,8 @@ class Scheduler:
         return self.kv.available_tokens
 
     def prefix_match_len(self, req: Req) -> int:
-        return self.kv.cache.match_prefix(req.all_ids[: req.fill_len - 1]).length
+        """The cached prefix ``req`` would be admitted with, peeked: the cache's LRU order is left alone."""
+        return self.kv.cache.peek_prefix_len(_match_ids(req))
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class Scheduler:
         if plan_and_reqs is not None:
             plan, reqs, sampled = plan_and_reqs
             launched = _InFlight(plan, reqs, sampled, self.engine.run(plan))
+            self.num_steps += 1
         updates, self._drained = self._drained, []
         if self._in_flight is not None:
             updates += self._process(self._in_flight)
@@ -204,7 +208,7 @@ class Scheduler:
         else runs) fits in KV memory; return the size of its first chunk, or None."""
         ps = self.kv.page_size
         cache = self.kv.cache
-        match = cache.match_prefix(req.all_ids[: req.fill_len - 1])
+        match = cache.match_prefix(_match_ids(req))
         cache.lock(match.handle)
         need_pages = pages_for(match.length, req.fill_len, ps)
         reserve_pages = -(-self.policy.decode_reserve([*self.running, req]) // ps) if self.running else 0
@@ -271,6 +275,11 @@ class Scheduler:
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""
         self.kv.check(self.running)
+
+
+def _match_ids(req: Req) -> list[int]:
+    """The tokens whose cached KV ``req`` may reuse: all it fills but the last (its logits must be computed)."""
+    return req.all_ids[: req.fill_len - 1]
 
 
 def _logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]:

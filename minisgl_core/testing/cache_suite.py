@@ -11,7 +11,8 @@ A cache plugin's whole test::
 Checked, for every page size: no slot is leaked, freed twice or returned while a running request reads it,
 over long random workloads with memory pressure (:class:`CacheHarness`); prefixes shared with finished
 requests are hit, with the right slots; eviction frees what it is asked for, in whole pages, and never a
-locked prefix; and generation through the engine, under memory pressure, gives the same tokens as the
+locked prefix; ``peek_prefix_len`` equals the length ``match_prefix`` finds and leaves the eviction order
+alone; and generation through the engine, under memory pressure, gives the same tokens as the
 reference policy (``radix``) with the page accounting intact. Set ``shares_prefixes = False`` for a policy
 that never reuses KV (like ``naive``): the hit tests then check that nothing is kept instead.
 """
@@ -142,6 +143,32 @@ class CachePolicySuite(ConformanceSuite):
         h.check()
         assert h.policy.cached_tokens == 0
 
+    def test_peek_is_a_side_effect_free_match(self, page_size: int) -> None:
+        rng = random.Random(3)
+
+        def pages(n: int) -> list[int]:
+            return [rng.randrange(50) for _ in range(n * page_size)]
+
+        stem = pages(2)
+        entries = [stem + pages(2), stem + pages(2), pages(3) + [1]]  # finished oldest first
+        old = entries[0]
+        queries = [old, old + [7], old[: 3 * page_size] + pages(1), old[:page_size], stem[:-1], pages(2), []]
+
+        def filled() -> CacheHarness:
+            h = self.harness(page_size)
+            for tokens in entries:
+                req = h.admit(tokens)
+                assert req is not None
+                h.finish(req)
+            return h
+
+        peeked, matched, untouched = filled(), filled(), filled()
+        for query in queries:
+            length = peeked.policy.peek_prefix_len(query)
+            assert length == matched.match(query)[0], f"peek_prefix_len gave {length}, match_prefix another length"
+        peeked.check()
+        assert _eviction_order(peeked) == _eviction_order(untouched), "peek_prefix_len changed what is evicted next"
+
     # -- through the engine -------------------------------------------------------------------------------
 
     def test_generation_matches_reference(self, generation_page_size: int) -> None:
@@ -165,3 +192,11 @@ class CachePolicySuite(ConformanceSuite):
         assert results[self.policy][0] == results[self.reference][0], "tokens differ from the reference policy"
         if self.shares_prefixes:
             assert results[self.policy][1] > 0, "no prompt token was served from the cache"
+
+
+def _eviction_order(h: CacheHarness) -> list[list[int]]:
+    """Evict ``h``'s cache a page at a time; the slots freed by each call."""
+    order = []
+    while h.policy.evictable_tokens:
+        order.append(h.evict(h.ps).tolist())
+    return order

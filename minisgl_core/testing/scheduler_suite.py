@@ -39,6 +39,7 @@ class _View:
     def __init__(self, waiting: list[Req], running: list[Req], available: int, matches: dict[int, int]) -> None:
         self.waiting, self.running, self.available_tokens = waiting, running, available
         self.prefilling = [r for r in running if r.in_prefill]
+        self.num_steps = 0
         self._matches = matches
 
     def prefix_match_len(self, req: Req) -> int:

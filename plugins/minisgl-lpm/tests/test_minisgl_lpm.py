@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from minisgl_core.request import Req
 from minisgl_core.sampling_params import SamplingParams
 from minisgl_core.scheduling import SchedulerContext
@@ -44,6 +46,28 @@ def test_long_queues_fall_back_to_arrival_order() -> None:
     assert [r.rid for r in p.admission_order(view)] == [r.rid for r in waiting]
     view.waiting = waiting[: p.max_queue_len][::-1]
     assert p.admission_order(view)[0].rid == p.max_queue_len - 1
+
+
+def test_max_queue_len_option() -> None:
+    p = LongestPrefixMatch(SchedulerContext(8, 256, 1, 1024, options={"max_queue_len": "2"}))
+    assert p.max_queue_len == 2
+    waiting = reqs(3)
+    assert [r.rid for r in p.admission_order(View(waiting[::-1], {1: 32, 2: 64}))] == [0, 1, 2]  # 3 wait: fcfs
+    assert [r.rid for r in p.admission_order(View(waiting[1:], {1: 32, 2: 64}))] == [2, 1]
+    bad = {"max_queue_len": "-1"}, {"max_queue_len": "many"}, {"window": "8"}
+    for options, message in zip(bad, ["integer >= 0, got '-1'", "integer >= 0", "unknown scheduler options window"]):
+        with pytest.raises(ValueError, match=message):
+            LongestPrefixMatch(SchedulerContext(8, 256, 1, 1024, options=options))
+
+
+def test_max_queue_len_from_llm_options() -> None:
+    from minisgl_core import LLM
+
+    llm = LLM(
+        str(tiny_model_dir("qwen3")), device="cpu", attention="torch", scheduler="lpm",
+        scheduler_options={"max_queue_len": "0"},
+    )  # fmt: skip
+    assert llm.scheduler.policy.max_queue_len == 0
 
 
 class TestLPMConformance(SchedulerSuite):
