@@ -38,6 +38,12 @@ def check_options(name: str, options: object) -> None:
             raise ValueError(f"{name}[{key!r}] must be a string (the policy parses it), got {value!r}")
 
 
+def reject_options(options: Mapping[str, str], what: str) -> None:
+    """For a policy that takes no options: ``ValueError`` naming the given keys, so a typo fails at start-up."""
+    if options:
+        raise ValueError(f"{what} takes no options, got {', '.join(sorted(options))}")
+
+
 @dataclass
 class EngineConfig:
     """Everything that decides how a model is served. Plugin-provided names (``attention``, ``cache``,

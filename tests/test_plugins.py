@@ -106,6 +106,19 @@ def test_malformed_options_are_clear_errors(kwargs: dict, message: str) -> None:
         LLM("demo", device="cpu", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"cache": "radix", "cache_options": {"max_tokens": "9"}}, "the radix cache takes no options, got max_tokens"),
+        ({"cache": "naive", "cache_options": {"a": "1", "b": "2"}}, "the naive cache takes no options, got a, b"),
+        ({"scheduler": "fcfs", "scheduler_options": {"window": "8"}}, "the fcfs scheduler takes no options"),
+    ],
+)
+def test_built_in_policies_reject_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LLM("demo", device="cpu", **kwargs)
+
+
 def test_unregister_removes_the_names(inline_plugin) -> None:
     assert "test-counting" in REGISTRIES[CACHE]
     unregister_plugin(inline_plugin)

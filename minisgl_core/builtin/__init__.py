@@ -20,10 +20,10 @@ def minisgl_register_attention_backends(register) -> None:
 def minisgl_register_cache_policies(register) -> None:
     register(
         "radix",
-        "minisgl_core.cache.radix:RadixCache",
+        "minisgl_core.cache.radix:create",
         description="prefix sharing with a radix tree, LRU eviction",
     )
-    register("naive", "minisgl_core.cache.naive:NaiveCache", description="no prefix sharing")
+    register("naive", "minisgl_core.cache.naive:create", description="no prefix sharing")
 
 
 @hookimpl

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from minisgl_core.cache.base import CacheContext, CachePolicy, PrefixMatch
+from minisgl_core.config import reject_options
 
 
 class NaiveCache(CachePolicy):
@@ -43,3 +44,9 @@ class NaiveCache(CachePolicy):
     @property
     def cached_tokens(self) -> int:
         return 0
+
+
+def create(ctx: CacheContext) -> NaiveCache:
+    """Factory registered as the ``naive`` cache policy."""
+    reject_options(ctx.options, "the naive cache")
+    return NaiveCache(ctx)

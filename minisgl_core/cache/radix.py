@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from minisgl_core.cache.base import CacheContext, CachePolicy, PrefixMatch
+from minisgl_core.config import reject_options
 
 _CHUNK = 64  # tokens compared per list slice when locating a mismatch
 
@@ -255,3 +256,9 @@ class RadixCache(CachePolicy):
         if values:
             all_slots = torch.cat(values)
             assert all_slots.unique().numel() == all_slots.numel(), "a slot appears twice in the tree"
+
+
+def create(ctx: CacheContext) -> RadixCache:
+    """Factory registered as the ``radix`` cache policy."""
+    reject_options(ctx.options, "the radix cache")
+    return RadixCache(ctx)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from minisgl_core.config import reject_options
 from minisgl_core.request import Req
 
 
@@ -112,4 +113,5 @@ class FCFSPolicy(SchedulingPolicy):
 
 def create_fcfs(ctx: SchedulerContext) -> FCFSPolicy:
     """Factory registered as the ``fcfs`` scheduler."""
+    reject_options(ctx.options, "the fcfs scheduler")
     return FCFSPolicy(ctx)
