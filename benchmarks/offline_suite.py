@@ -21,23 +21,23 @@ MODELS = HERE / "models"
 
 SUITES: dict[str, list[tuple[str, list[str]]]] = {
     "qwen3-0.6b": [
-        ("flashinfer p1", ["--attention", "flashinfer"]),
-        ("flashinfer p1 no-overlap", ["--attention", "flashinfer", "--disable-overlap"]),
-        ("flashinfer p1 no-graphs", ["--attention", "flashinfer", "--cuda-graph-max-bs", "0"]),
+        ("flashinfer p64", ["--attention", "flashinfer", "--page-size", "64"]),
         ("flashinfer p16", ["--attention", "flashinfer", "--page-size", "16"]),
-        ("flashinfer p256", ["--attention", "flashinfer", "--page-size", "256"]),
+        ("flashinfer p1", ["--attention", "flashinfer"]),
+        ("flashinfer p64 no-overlap", ["--attention", "flashinfer", "--page-size", "64", "--disable-overlap"]),
+        ("flashinfer p64 no-graphs", ["--attention", "flashinfer", "--page-size", "64", "--cuda-graph-max-bs", "0"]),
         ("fa p1", ["--attention", "fa"]),
         ("fa p16", ["--attention", "fa", "--page-size", "16"]),
-        ("fa+flashinfer p1", ["--attention", "fa,flashinfer"]),
+        ("fa+flashinfer p16", ["--attention", "fa,flashinfer", "--page-size", "16"]),
     ],
     "qwen3-14b": [
-        ("14B flashinfer p1", ["--attention", "flashinfer"]),
-        ("14B flashinfer p1 no-overlap", ["--attention", "flashinfer", "--disable-overlap"]),
-        ("14B fa p1", ["--attention", "fa"]),
+        ("14B flashinfer p64", ["--attention", "flashinfer", "--page-size", "64"]),
+        ("14B flashinfer p64 no-overlap", ["--attention", "flashinfer", "--page-size", "64", "--disable-overlap"]),
+        ("14B fa p16", ["--attention", "fa", "--page-size", "16"]),
     ],
     "tp": [
-        ("14B flashinfer tp1", ["--attention", "flashinfer", "--tp", "1"]),
-        ("14B flashinfer tp2", ["--attention", "flashinfer", "--tp", "2"]),
+        ("14B flashinfer tp1", ["--attention", "flashinfer", "--page-size", "64", "--tp", "1"]),
+        ("14B flashinfer tp2", ["--attention", "flashinfer", "--page-size", "64", "--tp", "2"]),
     ],
 }
 SUITE_MODEL = {"qwen3-0.6b": "qwen3-0.6b", "qwen3-14b": "qwen3-14b", "tp": "qwen3-14b"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from minisgl_core import LLM, SamplingParams
 
@@ -29,6 +30,20 @@ def test_tp2_matches_transformers(tiny_model, variant: dict) -> None:
         follower = llm.runtime.followers[0]
     follower.join(timeout=10)
     assert not follower.is_alive()
+
+
+def test_dummy_weights_are_the_same_model_at_every_tp_size(tiny_model) -> None:
+    """``--load-format dummy`` builds checkpoint-shaped tensors and shards them like real ones, so TP=2 over
+    dummy weights must generate exactly what TP=1 does (what the GPU benchmarks compare)."""
+    batch = prompts(n=4)
+    with LLM(str(tiny_model.path), device="cpu", attention="torch", load_format="dummy") as llm:
+        single = [o.token_ids for o in llm.generate(batch, GREEDY, use_tqdm=False)]
+        embed = llm.runtime.engine.model.model.embed_tokens.weight.detach().clone()
+    with LLM(str(tiny_model.path), device="cpu", attention="torch", load_format="dummy", tp=2) as llm:
+        assert [o.token_ids for o in llm.generate(batch, GREEDY, use_tqdm=False)] == single
+        shard = llm.runtime.engine.model.model.embed_tokens.weight
+        assert torch.equal(shard, embed[: shard.shape[0]])  # rank 0 holds the first rows of the same table
+    assert single != [tiny_model.greedy(p, NEW_TOKENS) for p in batch]  # not the checkpoint's weights
 
 
 def test_tp_shards_weights_and_kv_heads(tiny_qwen3) -> None:

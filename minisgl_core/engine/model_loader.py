@@ -11,7 +11,7 @@ import torch
 from minisgl_core.models import CausalLM, ModelContext
 from minisgl_core.plugins import load_plugins
 from minisgl_core.registry import MODEL, REGISTRIES
-from minisgl_core.weights import fill_dummy, iter_safetensors
+from minisgl_core.weights import dummy_checkpoint, fill_dummy, iter_safetensors
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -43,11 +43,18 @@ def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int)
     if not isinstance(model, CausalLM):
         raise TypeError(f"model factory for {ctx.config.architecture} returned {type(model).__name__}, not CausalLM")
     model.eval()
+    weights = None
     if load_format == "dummy":
-        fill_dummy(model, seed)
+        weights = dummy_checkpoint(model_dir, ctx.device, ctx.dtype, seed)
+        if weights is None:
+            if ctx.tp.size > 1:
+                logger.warning("dummy weights of %s differ between TP sizes", ctx.config.architecture)
+            fill_dummy(model, seed)
     else:
+        weights = iter_safetensors(model_dir, lazy=ctx.tp.size > 1)
+    if weights is not None:
         with torch.no_grad():
-            model.load_weights(iter_safetensors(model_dir, lazy=ctx.tp.size > 1))
+            model.load_weights(weights)
     logger.info(
         "loaded %s (%s, %s weights) in %.1f s",
         ctx.config.architecture, ctx.dtype, load_format, time.perf_counter() - start,
