@@ -79,3 +79,18 @@ def test_tp2_through_the_server(tiny_qwen3, tmp_path) -> None:
         left = group_members(pid)
         server.stop()
     assert code == 0 and not left, f"exit {code}, processes left: {left}"
+
+
+def test_tp_greedy_benchmark_script(tiny_qwen3, capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/tp_greedy.py`` (the GPU TP=1 vs TP=2 check) runs end to end on a tiny config."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import tp_greedy
+
+    args = ["--model", str(tiny_qwen3.path), "--device", "cpu", "--num-prompts", "2", "--max-tokens", "8"]
+    code = tp_greedy.main(args)
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and report["identical"] and report["equal_prefix"] == [8, 8]
