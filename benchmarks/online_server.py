@@ -7,12 +7,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from minisgl_core.procutil import stop_process_group
 
 READY = re.compile(r"minisgl ready: (http://\S+)")
 METRICS = {
@@ -64,17 +65,7 @@ class LaunchedServer:
         raise RuntimeError(f"server not ready after {timeout} s (log: {self.log_path})")
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:  # whatever is left of the group (workers)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
+        stop_process_group(self.proc, timeout)  # SIGTERM, then SIGKILL to what is left of the group
         self._log.close()
 
 

@@ -20,13 +20,14 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from minisgl_core.procutil import stop_process_group
 
 FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 TITLE = re.compile(r'title="([^"]+)"')
@@ -185,10 +186,4 @@ class TutorialRunner:
         if self.server is None:
             return
         proc, self.server = self.server, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the server's own process group (started above)
-                proc.wait(timeout=10)
+        stop_process_group(proc, timeout=30)  # the server's own process group (started above)

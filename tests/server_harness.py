@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from minisgl_core.procutil import stop_process_group
 
 READY = re.compile(r"minisgl ready: (http://\S+)")
 
@@ -42,7 +43,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode} before ready:\n{self.log()}")
             time.sleep(0.1)
-        self.kill()
+        stop_process_group(self.proc, timeout=0)
         raise RuntimeError(f"server not ready after {timeout} s:\n{self.log()}")
 
     def get(self, path: str, headers: dict | None = None) -> tuple[int, str]:
@@ -76,23 +77,10 @@ class ServerProcess:
             time.sleep(0.1)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
+        """SIGTERM, then SIGKILL to whatever is left of the server's process group; its exit code."""
+        stop_process_group(self.proc, timeout)
         self._log.close()
         return self.proc.returncode
-
-    def kill(self) -> None:
-        """Kill whatever is left of this server's process group (its workers included)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
 
 
 def request(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60.0) -> tuple[int, str]:

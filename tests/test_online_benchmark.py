@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import online  # noqa: E402
+import trace_synth  # noqa: E402
 import traces  # noqa: E402
 from online_report import percentile, summarize  # noqa: E402
 from traces import BLOCK_SIZE, PromptBuilder, TraceRequest  # noqa: E402
@@ -26,7 +27,7 @@ def by_chat(reqs: list[TraceRequest]) -> dict[int, TraceRequest]:
 
 @pytest.fixture(scope="module")
 def trace() -> list[TraceRequest]:
-    return traces.synthesize(
+    return trace_synth.synthesize(
         num_sessions=40, turns=4, min_turns=1, rate=2.0, think_time=3.0, user_len=100, output_len=30,
         system_len=40, num_system_prompts=2, max_context=1024, seed=3,
     )  # fmt: skip
@@ -71,15 +72,15 @@ def test_later_turns_extend_earlier_ones(trace: list[TraceRequest]) -> None:
 
 
 def test_poisson_arrivals_and_lengths() -> None:
-    reqs = traces.synthesize(num_sessions=3000, turns=1, rate=4.0, user_len=50, output_len=20, seed=1)
+    reqs = trace_synth.synthesize(num_sessions=3000, turns=1, rate=4.0, user_len=50, output_len=20, seed=1)
     gaps = [b.timestamp - a.timestamp for a, b in zip(reqs, reqs[1:])]
     assert sum(gaps) / len(gaps) == pytest.approx(0.25, rel=0.08)
     cv = (sum((g - 0.25) ** 2 for g in gaps) / len(gaps)) ** 0.5 / 0.25
     assert cv == pytest.approx(1.0, abs=0.1)  # exponential gaps
     assert sum(r.output_length for r in reqs) / len(reqs) == pytest.approx(20, rel=0.08)
-    fixed = traces.synthesize(num_sessions=5, turns=1, user_len=33, output_len=7, dist="fixed")
+    fixed = trace_synth.synthesize(num_sessions=5, turns=1, user_len=33, output_len=7, dist="fixed")
     assert {(r.input_length, r.output_length) for r in fixed} == {(33, 7)}
-    uni = traces.synthesize(num_sessions=200, turns=1, user_len=100, output_len=10, dist="uniform", spread=0.2)
+    uni = trace_synth.synthesize(num_sessions=200, turns=1, user_len=100, output_len=10, dist="uniform", spread=0.2)
     assert all(80 <= r.input_length <= 120 for r in uni)
 
 
@@ -141,7 +142,7 @@ def test_plotting_is_lazy() -> None:
 def test_replay_against_demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two 2-turn sessions; the second turn waits for the first, so the radix cache serves its prompt."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    reqs = traces.synthesize(num_sessions=2, turns=2, rate=20.0, think_time=0.05, user_len=40, output_len=6,
+    reqs = trace_synth.synthesize(num_sessions=2, turns=2, rate=20.0, think_time=0.05, user_len=40, output_len=6,
                              dist="fixed", seed=0)  # fmt: skip
     path = tmp_path / "trace.jsonl"
     traces.save_trace(reqs, path)

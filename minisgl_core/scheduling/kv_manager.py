@@ -87,8 +87,7 @@ class KVManager:
         return torch.from_numpy(slots)
 
     def decode_pages_needed(self, reqs: list[Req]) -> int:
-        ps = self.page_size
-        return len(reqs) if ps == 1 else sum(1 for r in reqs if r.kv_len % ps == 0)
+        return sum(1 for r in reqs if r.kv_len % self.page_size == 0)
 
     def cache_prompt(self, req: Req) -> torch.Tensor | None:
         """Share ``req``'s computed prompt with the prefix cache while it keeps running (its prefill just
