@@ -119,7 +119,7 @@ class LLM:
             ids = self.tokenizer.encode(prompt, add_special_tokens=True)
             text: str | None = prompt
         else:
-            ids, text = list(prompt), None
+            ids, text = prompt, None  # copied (and checked) by make_request
         # incremental detokenization is needed only to watch for stop strings; otherwise decode once at the end
         detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens) if params.stop else None
         return self.runtime.make_request(ids, params, user_data=_Pending(text, detok))
@@ -151,6 +151,7 @@ class LLM:
                             req.finish_reason = FinishReason.STOP
                     if req.finished and req.rid in pending:
                         pending.discard(req.rid)
+                        self._finish_text(req)  # now, while the device runs the next steps
                         bar.update(1)
         except BaseException:
             for req in reqs:
@@ -161,12 +162,19 @@ class LLM:
             bar.close()
         return [self._output(req) for req in reqs]
 
-    def _output(self, req: Req) -> RequestOutput:
+    def _finish_text(self, req: Req) -> None:
         state: _Pending = req.user_data
+        if state.done:
+            return
+        state.done = True
         if state.detok is not None:
             state.text += state.detok.flush()
         else:
             state.text = self.tokenizer.decode(req.output_ids, skip_special_tokens=req.params.skip_special_tokens)
+
+    def _output(self, req: Req) -> RequestOutput:
+        state: _Pending = req.user_data
+        self._finish_text(req)
         reason = req.finish_reason.value if req.finish_reason is not None else "length"
         return RequestOutput(
             prompt=state.prompt,
@@ -186,4 +194,6 @@ class _Pending:
         self.prompt = prompt
         self.detok = detok
         self.text = ""
+        self.done = False
+        """``text`` is final (decoded when the request finished)."""
         self.logprobs: list[TokenLogprob] = []

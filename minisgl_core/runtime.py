@@ -5,13 +5,17 @@ Used in-process by the offline :class:`minisgl_core.LLM` and by the server's eng
 
 from __future__ import annotations
 
+import array
 import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+import numpy as np
 
 from minisgl_core.cache.base import CacheContext, CachePolicy
 from minisgl_core.config import EngineConfig
@@ -78,13 +82,11 @@ class Runtime:
             self.followers = []
             destroy_tp_group()
 
-    def make_request(self, prompt_ids: list[int], params: SamplingParams, user_data: Any = None) -> Req:
+    def make_request(self, prompt_ids: Sequence[int], params: SamplingParams, user_data: Any = None) -> Req:
         """Validate a prompt and wrap it in a :class:`Req` (``ValueError`` for bad input)."""
-        if not prompt_ids:
+        if len(prompt_ids) == 0:
             raise ValueError("prompt is empty")
-        vocab = self.model_config.vocab_size
-        if any(not isinstance(t, int) or t < 0 or t >= vocab for t in prompt_ids):
-            raise ValueError(f"prompt token ids must be integers in [0, {vocab})")
+        prompt_ids = checked_token_ids(prompt_ids, self.model_config.vocab_size)
         if len(prompt_ids) >= self.max_model_len:
             raise ValueError(
                 f"prompt has {len(prompt_ids)} tokens; the context holds {self.max_model_len} "
@@ -94,7 +96,7 @@ class Runtime:
         rid = next(_request_ids)
         return Req(
             rid=rid,
-            prompt_ids=list(prompt_ids),
+            prompt_ids=prompt_ids,
             params=params,
             max_new_tokens=min(params.max_tokens, self.max_model_len - len(prompt_ids)),
             eos_ids=frozenset(self.model_config.eos_token_ids),
@@ -104,6 +106,19 @@ class Runtime:
 
 
 _request_ids = itertools.count()
+
+
+def checked_token_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
+    """``ids`` as a new list of Python ints; ``ValueError`` unless each is an integer in ``[0, vocab_size)``.
+    Vectorised: prompts are long and this runs before a batch's first step."""
+    try:
+        packed = array.array("q", ids)  # accepts exactly the values with __index__ that fit in int64
+    except (TypeError, OverflowError):
+        packed = None
+    view = np.frombuffer(packed, dtype=np.int64) if packed else None
+    if view is None or view.min() < 0 or view.max() >= vocab_size:
+        raise ValueError(f"prompt token ids must be integers in [0, {vocab_size})")
+    return packed.tolist()
 
 
 def start_engine(engine: Engine) -> None:
