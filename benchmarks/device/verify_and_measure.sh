@@ -5,6 +5,7 @@
 # benchmark's headline configurations (or the offline_suite labels given), 3. everything packed into ONE file,
 # $OUT/results.tgz: the device returns only a few files per call, and a fresh machine is slow to start, so
 # each step has its own time limit and a failed step does not stop the next.
+# EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
 # Budget: about 1 min set-up + up to 3 min tests + about 40 s per 0.6B configuration.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -23,4 +24,5 @@ for label in "${labels[@]}"; do only+=(--only "$label"); done
 (cd benchmarks && timeout 90 python offline.py --attention flashinfer --page-size 64 --label "p64 traced" \
   --step-trace "$R/trace-p64.json" --out "$R/traced.jsonl" > "$R/traced.txt" 2>&1)
 echo "traced: $(tail -1 "$R/traced.txt" | cut -c1-200)"
+if [ -n "${EXTRA:-}" ]; then R="$R" bash -c "$EXTRA" > "$R/extra.txt" 2>&1; echo "extra rc $?"; fi
 mkdir -p "$OUT" && tar -czf "$OUT/results.tgz" -C "$R" .
