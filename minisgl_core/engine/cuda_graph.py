@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -23,6 +24,9 @@ from minisgl_core.kv.pool import KVPool
 logger = logging.getLogger("minisgl.engine")
 
 _ROWS, _POSITIONS, _SLOTS, _KV_LENS = range(4)
+HOST_RING = 4
+"""Pinned host buffers used in turn for the per-step copy: the scheduler runs at most one step ahead of
+the GPU, so a buffer is rewritten only after the copy that read it has run."""
 
 
 def graph_batch_sizes(max_bs: int) -> list[int]:
@@ -59,6 +63,8 @@ class CudaGraphRunner:
         self.sizes = graph_batch_sizes(max_bs)
         self.device = device
         self.meta = torch.zeros((4, max_bs), dtype=torch.int64, device=device)
+        self.host = torch.zeros((HOST_RING, 4 * max_bs), dtype=torch.int64, pin_memory=device.type == "cuda")
+        self.turn = 0
         self.input_ids = torch.zeros(max_bs, dtype=torch.int64, device=device)
         self.kv_lens = torch.ones(max_bs, dtype=torch.int32, device=device)
         self.q_lens = torch.ones(max_bs, dtype=torch.int32, device=device)
@@ -100,15 +106,21 @@ class CudaGraphRunner:
         torch.index_select(self.last_token, 0, batch.rows, out=batch.input_ids)
         return self.model(batch)
 
-    def _fill(self, bs: int, rows: list[int], positions: list[int], slots: torch.Tensor, kv_lens: list[int]) -> None:
+    def _fill(self, bs: int, rows: list[int], slots: torch.Tensor, kv_lens: list[int]) -> None:
         """Copy one decode step (padded to ``bs`` with dummy requests) into the fixed buffers."""
-        pad = bs - len(rows)
-        host = torch.empty((4, bs), dtype=torch.int64, pin_memory=True)
-        host[_ROWS] = torch.tensor(rows + [self.dummy_row] * pad, dtype=torch.int64)
-        host[_POSITIONS] = torch.tensor(positions + [0] * pad, dtype=torch.int64)
-        host[_SLOTS, : len(rows)] = slots
-        host[_SLOTS, len(rows) :] = 0
-        host[_KV_LENS] = torch.tensor(kv_lens + [1] * pad, dtype=torch.int64)
+        n = len(rows)
+        host = self.host[self.turn, : 4 * bs].view(4, bs)
+        self.turn = (self.turn + 1) % HOST_RING
+        h = host.numpy()
+        kv = np.asarray(kv_lens, dtype=np.int64)
+        h[_ROWS, :n] = rows
+        h[_ROWS, n:] = self.dummy_row
+        h[_POSITIONS, :n] = kv - 1
+        h[_POSITIONS, n:] = 0
+        h[_SLOTS, :n] = slots.numpy()
+        h[_SLOTS, n:] = 0
+        h[_KV_LENS, :n] = kv
+        h[_KV_LENS, n:] = 1
         self.meta[:, :bs].copy_(host, non_blocking=True)
         self.kv_lens[:bs].copy_(self.meta[_KV_LENS, :bs])
         torch.cumsum(self.kv_lens[:bs], 0, out=self.cu_kv_lens[1 : bs + 1])
@@ -122,7 +134,7 @@ class CudaGraphRunner:
         pool = None
         stream = torch.cuda.Stream(self.device)
         for bs in tqdm(sorted(self.sizes, reverse=True), desc="capturing CUDA graphs", leave=False):
-            self._fill(bs, [], [], torch.empty(0, dtype=torch.int64), [])
+            self._fill(bs, [], torch.empty(0, dtype=torch.int64), [])
             batch = self._batch(bs, [1] * bs)
             self.backend.prepare_capture(batch)
             stream.wait_stream(torch.cuda.current_stream())
@@ -145,8 +157,7 @@ class CudaGraphRunner:
         """Run decode ``plan`` through its graph; returns the (padded) batch and the real rows' logits."""
         n = plan.batch_size
         bs = self._padded_size(n)
-        positions = [kv - 1 for kv in plan.kv_lens]
-        self._fill(bs, plan.rows, positions, plan.out_slots, plan.kv_lens)
+        self._fill(bs, plan.rows, plan.out_slots, plan.kv_lens)
         batch = self._batch(bs, plan.kv_lens + [1] * (bs - n))
         self.backend.prepare_replay(batch)
         self.graphs[bs].replay()

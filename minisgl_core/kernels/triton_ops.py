@@ -292,11 +292,13 @@ def paged_kv_indices(
     total: int,
     max_pages: int,
     page_size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Flattened page ids of each request (``page_table[rows[b], p * page_size] // page_size`` for its
-    pages ``p``), laid out by the page ``indptr`` (device int32, ``[batch + 1]``); int32 ``[total]``.
-    ``max_pages`` bounds any request's page count (host int)."""
-    out = torch.empty(total, dtype=torch.int32, device=page_table.device)
+    pages ``p``), laid out by the page ``indptr`` (device int32, ``[batch + 1]``); int32 ``[total]``, written
+    to ``out`` when given. ``max_pages`` bounds any request's page count (host int)."""
+    if out is None:
+        out = torch.empty(total, dtype=torch.int32, device=page_table.device)
     block = 256
     if total:
         grid = (rows.shape[0], triton.cdiv(max_pages, block))

@@ -16,6 +16,7 @@ import torch
 from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBatch, Phase
 from minisgl_core.kernels import ops, use_triton
 from minisgl_core.layers.attention import AttentionLayer
+from minisgl_flashinfer.graph_replan import GraphReplanner, supported
 
 WORKSPACE_BYTES = 256 << 20
 
@@ -33,12 +34,18 @@ class _Planned:
         self.event: torch.cuda.Event | None = None
 
     def plan(self, *args: Any, **kwargs: Any) -> Any:
+        self.wait()
+        self.wrapper.plan(*args, **kwargs)
+        self.record()
+        return self.wrapper
+
+    def wait(self) -> None:
         if self.event is not None:
             self.event.synchronize()
-        self.wrapper.plan(*args, **kwargs)
+
+    def record(self) -> None:
         self.event = torch.cuda.Event()
         self.event.record()
-        return self.wrapper
 
 
 class FlashInferAttention(AttentionBackend):
@@ -58,6 +65,7 @@ class FlashInferAttention(AttentionBackend):
         )
         self.graph_decode: dict[int, _Planned] = {}
         self.active: Any = None
+        self._replanner: GraphReplanner | None = None
         self._graph_buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- planning -------------------------------------------------------------------------------------
@@ -129,6 +137,9 @@ class FlashInferAttention(AttentionBackend):
             torch.zeros(self.pool.num_pages + max_batch_size, dtype=torch.int32, device=device),
             torch.zeros(max_batch_size, dtype=torch.int32, device=device),
         )
+        if use_triton(self._graph_buffers[0]):
+            c = self.ctx
+            self._replanner = GraphReplanner(max_batch_size, c.num_heads, c.num_kv_heads, c.head_dim)
 
     @torch.inference_mode()
     def prepare_capture(self, batch: ForwardBatch) -> None:
@@ -145,7 +156,14 @@ class FlashInferAttention(AttentionBackend):
 
     @torch.inference_mode()  # the fixed buffers are inference tensors (created while capturing)
     def prepare_replay(self, batch: ForwardBatch) -> None:
-        self._plan_decode(self.graph_decode[batch.batch_size], batch)
+        planned = self.graph_decode[batch.batch_size]
+        if self._replanner is None or not supported(planned.wrapper):
+            self._plan_decode(planned, batch)
+            return
+        planned.wait()
+        self._replanner.replan(planned.wrapper, batch)
+        planned.record()
+        self.active = planned.wrapper
 
     # -- attention --------------------------------------------------------------------------------------
 

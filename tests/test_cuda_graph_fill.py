@@ -1,0 +1,33 @@
+"""The host side of CUDA-graph decode: filling the fixed buffers of a padded batch (runs on the CPU)."""
+
+from __future__ import annotations
+
+import torch
+
+from minisgl_core.engine.cuda_graph import HOST_RING, CudaGraphRunner, graph_batch_sizes
+
+
+def test_batch_sizes_cover_every_batch() -> None:
+    sizes = graph_batch_sizes(20)
+    assert sizes == [1, 2, 4, 8, 16, 20]
+    assert all(any(s >= b for s in sizes) for b in range(1, 21))
+
+
+def test_fill_pads_with_dummy_requests_and_writes_the_page_table() -> None:
+    table = torch.zeros((6, 32), dtype=torch.int32)
+    runner = CudaGraphRunner(
+        model=lambda batch: batch.input_ids, backend=None, kv_pool=None, page_table=table,  # type: ignore[arg-type]
+        last_token=torch.zeros(6, dtype=torch.int64), dummy_row=5, page_size=1, max_bs=8, device=torch.device("cpu"),
+    )  # fmt: skip
+    for step in range(HOST_RING + 2):  # the host buffers are reused in turn
+        rows, kv_lens = [2, 0, 3], [4 + step, 9 + step, 1 + step]
+        slots = torch.tensor([100 + step, 200 + step, 300 + step])
+        runner._fill(4, rows, slots, kv_lens)
+        meta = runner.meta[:, :4]
+        assert meta[0].tolist() == rows + [5]
+        assert meta[1].tolist() == [k - 1 for k in kv_lens] + [0]
+        assert meta[2].tolist() == slots.tolist() + [0]
+        assert meta[3].tolist() == kv_lens + [1]
+        assert runner.kv_lens[:4].tolist() == kv_lens + [1]
+        assert runner.cu_kv_lens[:5].tolist() == [0, *torch.tensor(kv_lens + [1]).cumsum(0).tolist()]
+        assert [int(table[r, k - 1]) for r, k in zip(rows, kv_lens)] == slots.tolist()
