@@ -5,21 +5,21 @@
 # benchmark's headline configurations (or the offline_suite labels given), 3. everything packed into ONE file,
 # $OUT/results.tgz: the device returns only a few files per call, and a fresh machine is slow to start, so
 # each step has its own time limit and a failed step does not stop the next.
-# EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
+# SUITE=0 skips step 2. EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
 # Budget: about 1 min set-up + up to 3 min tests + about 40 s per 0.6B configuration.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 R=$(mktemp -d)
 source benchmarks/device/setup.sh > "$R/setup.log" 2>&1
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.used --format=csv > "$R/gpu.txt" 2>&1
-timeout 180 python -m pytest -q tests/test_kernels.py tests/test_gpu_engine.py tests/test_conformance_models.py \
+timeout ${TEST_TIMEOUT:-200} python -m pytest -q tests/test_kernels.py tests/test_gpu_engine.py tests/test_conformance_models.py \
   tests/test_conformance_builtin.py plugins/minisgl-flashinfer/tests > "$R/pytest.txt" 2>&1
 echo "pytest rc $? | $(tail -1 "$R/pytest.txt")"
 labels=("$@")
 [ ${#labels[@]} -eq 0 ] && labels=("flashinfer p64" "flashinfer p16" "flashinfer p1")
 only=()
 for label in "${labels[@]}"; do only+=(--only "$label"); done
-(cd benchmarks && timeout 400 python offline_suite.py --suite qwen3-0.6b --suite qwen3-14b "${only[@]}" \
+[ "${SUITE:-1}" = 0 ] || (cd benchmarks && timeout 400 python offline_suite.py --suite qwen3-0.6b --suite qwen3-14b "${only[@]}" \
   --out-dir "$R" --timeout 120) 2>&1 | tail -12
 (cd benchmarks && timeout 90 python offline.py --attention flashinfer --page-size 64 --label "p64 traced" \
   --step-trace "$R/trace-p64.json" --out "$R/traced.jsonl" > "$R/traced.txt" 2>&1)
