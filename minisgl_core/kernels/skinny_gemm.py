@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 
 class GemmConfig(NamedTuple):
@@ -23,7 +24,6 @@ class GemmConfig(NamedTuple):
     num_stages: int
 
 
-DEFAULT_CONFIG = GemmConfig(block_n=32, block_k=256, num_warps=4, num_stages=4)
 MAX_ROWS = 64
 """Largest M served here; larger products go to cuBLAS."""
 
@@ -32,7 +32,11 @@ MAX_ROWS = 64
 def _skinny_gemm_kernel(
     x_ptr, w_ptr, out_ptr, M, stride_x, stride_w, stride_out, up_offset,
     K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SILU_MUL: tl.constexpr,
+    PDL: tl.constexpr,
 ):  # fmt: skip
+    if PDL:  # programmatic dependent launch: let the next kernel launch now, wait for the previous one's writes
+        gdc_launch_dependents()
+        gdc_wait()
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     rows = tl.arange(0, BLOCK_M)
     ks = tl.arange(0, BLOCK_K)
@@ -54,9 +58,13 @@ def _skinny_gemm_kernel(
     tl.store(out_ptr + rows[:, None] * stride_out + cols[None, :], acc.to(out_ptr.dtype.element_ty), mask=row_mask)
 
 
-def config_for(n: int, k: int) -> GemmConfig:
-    """Tile configuration for an ``[n, k]`` weight (``n`` outputs per product, after any SiLU fusion)."""
-    return DEFAULT_CONFIG
+def config_for(m: int, n: int, silu_mul: bool) -> GemmConfig:
+    """Tile configuration for ``m`` rows and ``n`` outputs (after any SiLU fusion), from
+    ``benchmarks/kernel_micro.py`` on the H200 (Qwen3-0.6B shapes, m = 8 and 64)."""
+    block_n = 16 if n <= 2048 else 32
+    if silu_mul and m > 32:  # two weight tiles per stage: fewer, shorter stages fit in shared memory
+        return GemmConfig(block_n, 128, 4, 3)
+    return GemmConfig(block_n, 256, 4, 4)
 
 
 def fits(x: torch.Tensor, weight: torch.Tensor, silu_mul: bool = False, config: GemmConfig | None = None) -> bool:
@@ -64,7 +72,7 @@ def fits(x: torch.Tensor, weight: torch.Tensor, silu_mul: bool = False, config: 
     n, k = weight.shape
     if silu_mul:
         n //= 2
-    config = config or config_for(n, k)
+    config = config or config_for(x.shape[0], n, silu_mul)
     return (
         x.dim() == 2
         and 0 < x.shape[0] <= MAX_ROWS
@@ -78,18 +86,18 @@ def fits(x: torch.Tensor, weight: torch.Tensor, silu_mul: bool = False, config: 
 
 
 def skinny_gemm(
-    x: torch.Tensor, weight: torch.Tensor, silu_mul: bool = False, config: GemmConfig | None = None
+    x: torch.Tensor, weight: torch.Tensor, silu_mul: bool = False, config: GemmConfig | None = None, pdl: bool = False
 ) -> torch.Tensor:
     """``x @ weight.T`` (``[M, N]``), or with ``silu_mul`` ``silu(x @ gate.T) * (x @ up.T)`` (``[M, N/2]``)
     for ``weight = [gate; up]``. The caller checks :func:`fits` first (with the same ``config``)."""
     m, k = x.shape
     n = weight.shape[0] // 2 if silu_mul else weight.shape[0]
-    config = config or config_for(n, k)
+    config = config or config_for(m, n, silu_mul)
     out = torch.empty((m, n), dtype=x.dtype, device=x.device)
     block_m = max(16, triton.next_power_of_2(m))
     _skinny_gemm_kernel[(n // config.block_n,)](
         x, weight, out, m, x.stride(0), weight.stride(0), out.stride(0), n,
-        K=k, BLOCK_M=block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, SILU_MUL=silu_mul,
-        num_warps=config.num_warps, num_stages=config.num_stages,
+        K=k, BLOCK_M=block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, SILU_MUL=silu_mul, PDL=pdl,
+        num_warps=config.num_warps, num_stages=config.num_stages, launch_pdl=pdl,
     )  # fmt: skip
     return out

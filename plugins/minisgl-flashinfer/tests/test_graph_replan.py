@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize("page_size", [1, 16])
+@torch.inference_mode()  # like the engine: the graph buffers are inference tensors
 def test_fast_replan_matches_flashinfer_plan(page_size: int) -> None:
     from minisgl_flashinfer.backend import FlashInferAttention
 
