@@ -17,6 +17,7 @@ from minisgl_core.layers import (
     RMSNorm,
     RotaryEmbedding,
     RowParallelLinear,
+    SiluAndMul,
     VocabParallelEmbedding,
 )
 from minisgl_core.model_config import ModelConfig
@@ -63,9 +64,10 @@ class DecoderMLP(nn.Module):
         size = cfg.intermediate_size
         self.gate_up_proj = MergedColumnParallelLinear(cfg.hidden_size, [size, size], bias=bias)
         self.down_proj = RowParallelLinear(size, cfg.hidden_size, bias=bias)
+        self.act = SiluAndMul()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.gate_up_proj.silu_and_mul(x))
+        return self.down_proj(self.act(self.gate_up_proj(x)))
 
 
 class DecoderLayer(nn.Module):

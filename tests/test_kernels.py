@@ -11,7 +11,6 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -150,36 +149,3 @@ def test_rope_kernels_only_take_power_of_two_halves() -> None:
     from minisgl_core.kernels import rope_kernel_fits
 
     assert [d for d in (16, 32, 64, 80, 96, 128, 256) if rope_kernel_fits(d)] == [16, 32, 64, 128, 256]
-
-
-@pytest.mark.parametrize("rows", [1, 7, 16, 40])
-def test_skinny_gemm_matches_linear_and_fused_swiglu(rows: int) -> None:
-    from minisgl_core.kernels.skinny_gemm import GemmConfig, fits, skinny_gemm
-
-    dtype = torch.bfloat16 if DEVICE == "cuda" else torch.float32
-    tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=1e-4, rtol=1e-4)
-    gen = torch.Generator().manual_seed(rows)
-    x = torch.randn(rows, 256, generator=gen).to(DEVICE, dtype)
-    weight = (torch.randn(128, 256, generator=gen) * 0.05).to(DEVICE, dtype)
-    config = GemmConfig(block_n=16, block_k=64, num_warps=4, num_stages=2)
-    assert fits(x, weight, config=config) and fits(x, weight, silu_mul=True, config=config)
-    assert not fits(torch.randn(65, 256).to(DEVICE, dtype), weight, config=config)  # too many rows: cuBLAS
-    assert not fits(x[:, :200], weight[:, :200], config=config)  # K not a multiple of the tile
-    torch.testing.assert_close(skinny_gemm(x, weight, config=config), F.linear(x, weight), **tol)
-    gate, up = F.linear(x, weight).chunk(2, dim=-1)
-    fused = skinny_gemm(x, weight, silu_mul=True, config=config)
-    torch.testing.assert_close(fused, (F.silu(gate.float()) * up.float()).to(dtype), **tol)
-
-
-def test_gate_up_layer_uses_one_product_for_swiglu() -> None:
-    """``MergedColumnParallelLinear.silu_and_mul`` equals the product followed by ``SiluAndMul`` (the fused
-    kernel on CUDA for decode-sized inputs, the two-step path otherwise)."""
-    from minisgl_core.layers import MergedColumnParallelLinear, SiluAndMul
-
-    dtype = torch.bfloat16 if DEVICE == "cuda" else torch.float32
-    layer = MergedColumnParallelLinear(512, [1024, 1024]).to(DEVICE, dtype)
-    layer.weight.data.normal_(0, 0.03)
-    for rows in (3, 64, 100):
-        x = torch.randn(rows, 512, device=DEVICE, dtype=dtype)
-        tol = dict(atol=2e-2, rtol=2e-2) if dtype == torch.bfloat16 else dict(atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(layer.silu_and_mul(x), SiluAndMul()(F.linear(x, layer.weight)), **tol)

@@ -31,12 +31,6 @@ def use_triton(x: torch.Tensor) -> bool:
     return False
 
 
-def use_skinny_gemm(x: torch.Tensor) -> bool:
-    """Few-row (decode) products through the Triton skinny GEMM instead of cuBLAS: CUDA tensors only, when
-    ``MINISGL_SKINNY_GEMM=1`` (experimental: off until measured faster on the device)."""
-    return x.is_cuda and os.environ.get("MINISGL_SKINNY_GEMM", "0") == "1" and _ops() is not None
-
-
 def rope_kernel_fits(head_dim: int) -> bool:
     """The RoPE kernels handle a head as two power-of-two halves (head_dim 32, 64, 128, 256, ...)."""
     half = head_dim // 2

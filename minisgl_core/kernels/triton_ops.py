@@ -15,9 +15,6 @@ import torch
 import triton
 import triton.language as tl
 
-from minisgl_core.kernels.skinny_gemm import fits as skinny_gemm_fits  # noqa: F401 - re-exported
-from minisgl_core.kernels.skinny_gemm import skinny_gemm  # noqa: F401 - re-exported
-
 
 @triton.jit
 def _rmsnorm_kernel(x_ptr, res_ptr, w_ptr, out_ptr, stride_x, stride_res, stride_out, n, eps,

@@ -20,8 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from minisgl_core.distributed import all_reduce, get_tp
-from minisgl_core.kernels import ops, use_skinny_gemm
-from minisgl_core.layers.activation import SiluAndMul
 from minisgl_core.weights import as_tensor
 
 
@@ -35,13 +33,6 @@ def _param(shape: tuple[int, ...], loader: object) -> nn.Parameter:
     p = nn.Parameter(torch.empty(shape), requires_grad=False)
     p.weight_loader = loader  # type: ignore[attr-defined]
     return p
-
-
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight.T + bias``; decode-sized products go through the skinny GEMM kernel on the GPU."""
-    if bias is None and use_skinny_gemm(x) and ops().skinny_gemm_fits(x, weight):
-        return ops().skinny_gemm(x, weight)
-    return F.linear(x, weight, bias)
 
 
 def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: object = None) -> None:
@@ -68,7 +59,7 @@ class ColumnParallelLinear(nn.Module):
         param.data.copy_(loaded.narrow(0, rank * n, n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 class MergedColumnParallelLinear(ColumnParallelLinear):
@@ -86,15 +77,6 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
         offset = sum(self.shard_sizes[:shard_id])
         rank = get_tp().rank
         param.data.narrow(0, offset, size).copy_(loaded.narrow(0, rank * size, size))
-
-    def silu_and_mul(self, x: torch.Tensor) -> torch.Tensor:
-        """``silu(x @ gate.T) * (x @ up.T)`` for a ``[gate, up]`` projection (SwiGLU's first half): one
-        kernel for decode-sized batches on the GPU, else the product then :class:`SiluAndMul`."""
-        if len(self.shard_sizes) != 2 or self.shard_sizes[0] != self.shard_sizes[1]:
-            raise ValueError("silu_and_mul needs exactly two equal projections [gate, up]")
-        if self.bias is None and use_skinny_gemm(x) and ops().skinny_gemm_fits(x, self.weight, silu_mul=True):
-            return ops().skinny_gemm(x, self.weight, silu_mul=True)
-        return SiluAndMul()(self(x))
 
 
 class QKVParallelLinear(ColumnParallelLinear):
@@ -149,7 +131,8 @@ class RowParallelLinear(nn.Module):
         param.data.copy_(loaded.narrow(1, get_tp().rank * n, n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = all_reduce(linear(x, self.weight))
+        y = F.linear(x, self.weight)
+        y = all_reduce(y)
         if self.bias is not None:
             y = y + self.bias
         return y
