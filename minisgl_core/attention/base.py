@@ -73,7 +73,9 @@ class AttentionBackend(ABC):
         """
 
     def init_cuda_graph(self, max_batch_size: int) -> None:
-        """Allocate fixed buffers for decode batches up to ``max_batch_size`` (once, before any capture)."""
+        """Allocate fixed buffers for decode batches up to ``max_batch_size`` (once, before any capture).
+        The engine calls this and the two methods below under ``torch.inference_mode()``, so the buffers are
+        inference tensors that may only be written in inference mode."""
         raise NotImplementedError(f"{type(self).__name__} does not support CUDA graphs")
 
     def prepare_capture(self, batch: ForwardBatch) -> None:

@@ -58,7 +58,8 @@ def check_graph_decode(
         per_layer = [scene.qkv(n) for _ in layers]
         q, k, v = (torch.stack([x[j] for x in per_layer]) for j in range(3))
         q_buf[:, :n], k_buf[:, :n], v_buf[:, :n] = q, k, v
-        _, out = runner.replay(plan)
+        with torch.inference_mode():  # as in the engine (Engine.execute)
+            _, out = runner.replay(plan)
         ref_batch = dataclasses.replace(batch, attn=reference, kv_pool=ref_pool)
         reference.prepare(ref_batch)
         expect = torch.cat(
