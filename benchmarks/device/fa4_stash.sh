@@ -2,6 +2,8 @@
 # FlashAttention-4's compiler library is one 92 MB wheel, over one device call's carry limit: fetch-wheels.sh
 # splits it in two. Call 1 carries .whl-fa4a and runs `bash benchmarks/device/fa4_stash.sh a`; call 2 (right
 # after, while the machine is warm) carries .whl-fa4b and runs `bash benchmarks/device/fa4_stash.sh b`.
+# FlashAttention-4 also imports tvm_ffi from .whl: on a fresh machine a third call carries .whl and sources
+# benchmarks/device/setup.sh (or run the stash calls after one that did).
 set -euo pipefail
 mkdir -p /root/stash
 if [ "$1" = a ]; then
