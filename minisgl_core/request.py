@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+import numpy as np
 
 from minisgl_core.sampling_params import SamplingParams
 
@@ -96,3 +100,16 @@ class Req:
         if len(self.output_ids) >= self.max_new_tokens:
             return FinishReason.LENGTH
         return None
+
+
+def checked_token_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
+    """``ids`` as a new list of Python ints; ``ValueError`` unless each is an integer in ``[0, vocab_size)``.
+    Vectorised: prompts are long and this runs before a batch's first step."""
+    try:
+        packed = array.array("q", ids)  # accepts exactly the values with __index__ that fit in int64
+    except (TypeError, OverflowError):
+        packed = None
+    view = np.frombuffer(packed, dtype=np.int64) if packed else None
+    if view is None or view.min() < 0 or view.max() >= vocab_size:
+        raise ValueError(f"prompt token ids must be integers in [0, {vocab_size})")
+    return packed.tolist()

@@ -5,7 +5,6 @@ Used in-process by the offline :class:`minisgl_core.LLM` and by the server's eng
 
 from __future__ import annotations
 
-import array
 import itertools
 import logging
 from collections.abc import Sequence
@@ -14,8 +13,6 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import numpy as np
 
 from minisgl_core.cache.base import CacheContext, CachePolicy
 from minisgl_core.config import EngineConfig
@@ -27,7 +24,7 @@ from minisgl_core.kv import PageAllocator
 from minisgl_core.model_config import ModelConfig
 from minisgl_core.plugins import load_plugins
 from minisgl_core.registry import ATTENTION, CACHE, MODEL, REGISTRIES, SCHEDULER
-from minisgl_core.request import Req
+from minisgl_core.request import Req, checked_token_ids
 from minisgl_core.sampling_params import SamplingParams
 from minisgl_core.scheduling.kv_manager import KVManager
 from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
@@ -106,19 +103,6 @@ class Runtime:
 
 
 _request_ids = itertools.count()
-
-
-def checked_token_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
-    """``ids`` as a new list of Python ints; ``ValueError`` unless each is an integer in ``[0, vocab_size)``.
-    Vectorised: prompts are long and this runs before a batch's first step."""
-    try:
-        packed = array.array("q", ids)  # accepts exactly the values with __index__ that fit in int64
-    except (TypeError, OverflowError):
-        packed = None
-    view = np.frombuffer(packed, dtype=np.int64) if packed else None
-    if view is None or view.min() < 0 or view.max() >= vocab_size:
-        raise ValueError(f"prompt token ids must be integers in [0, {vocab_size})")
-    return packed.tolist()
 
 
 def start_engine(engine: Engine) -> None:

@@ -25,8 +25,8 @@ logger = logging.getLogger("minisgl.engine")
 
 _ROWS, _POSITIONS, _SLOTS, _KV_LENS = range(4)
 HOST_RING = 4
-"""Pinned host buffers used in turn for the per-step copy: the scheduler runs at most one step ahead of
-the GPU, so a buffer is rewritten only after the copy that read it has run."""
+"""Pinned host buffers used in turn for a per-step copy (here and in backends' re-plans): the scheduler runs
+at most one step ahead of the GPU, so a buffer is rewritten only after the copy that read it has run."""
 
 
 def graph_batch_sizes(max_bs: int) -> list[int]:

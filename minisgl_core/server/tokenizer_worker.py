@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import zmq
 
+from minisgl_core.request import checked_token_ids
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_TOKENIZER,
@@ -64,8 +65,10 @@ class PromptTokenizer:
         info = self.info
         if info is None:
             raise RuntimeError("tokenizer worker has no engine info yet")
-        if any(t < 0 or t >= info.vocab_size for t in ids):
-            raise PromptError(f"prompt token ids must be integers in [0, {info.vocab_size})", param)
+        try:
+            ids = checked_token_ids(ids, info.vocab_size)
+        except ValueError as e:
+            raise PromptError(str(e), param) from None
         room = info.max_model_len - len(ids)
         if room < 1:
             raise PromptError(

@@ -18,15 +18,13 @@ import numpy as np
 import torch
 
 from minisgl_core.attention import ForwardBatch
+from minisgl_core.engine.cuda_graph import HOST_RING
 from minisgl_core.kernels import ops
 
 _ATTRIBUTES = (
     "_cached_module", "_float_workspace_buffer", "_int_workspace_buffer", "_pin_memory_int_workspace_buffer",
     "_paged_kv_indptr_buf", "_paged_kv_indices_buf", "_paged_kv_last_page_len_buf", "_fixed_batch_size",
 )  # fmt: skip
-RING = 4
-"""Host buffers used in turn: the scheduler runs at most one step ahead of the GPU, so a buffer is written
-again only after the copies that read it have run."""
 
 
 def supported(wrapper: Any) -> bool:
@@ -43,7 +41,7 @@ class GraphReplanner:
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
-        self.host = torch.zeros((RING, 3, max_batch_size + 1), dtype=torch.int32, pin_memory=True)
+        self.host = torch.zeros((HOST_RING, 3, max_batch_size + 1), dtype=torch.int32, pin_memory=True)
         self.host_np = self.host.numpy()
         self.turn = 0
         self.qo_indptr = torch.arange(max_batch_size + 1, dtype=torch.int32)
@@ -54,7 +52,7 @@ class GraphReplanner:
         bs, ps = batch.batch_size, batch.page_size
         assert bs == wrapper._fixed_batch_size, "a graph wrapper serves exactly its captured batch size"
         slot = self.turn
-        self.turn = (self.turn + 1) % RING
+        self.turn = (self.turn + 1) % HOST_RING
         host, host_np = self.host[slot], self.host_np[slot]
         kv = np.asarray(batch.kv_lens_host, dtype=np.int32)
         pages = (kv + (ps - 1)) // ps

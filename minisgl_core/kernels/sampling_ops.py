@@ -1,0 +1,84 @@
+"""The sampling kernel of the decode hot path: temperature + Gumbel-max over the vocabulary, split over
+several programs per row. Re-exported by :mod:`minisgl_core.kernels.triton_ops` (``ops().sample_gumbel``)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _gumbel_block(v, u, cols, vocab, inv_temp, sampled, best_val, best_idx):
+    mask = cols < vocab
+    u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
+    v = v.to(tl.float32) * inv_temp - tl.log(-tl.log(u)) * sampled
+    v = tl.where(mask, v, float("-inf"))
+    better = v > best_val
+    return tl.where(better, v, best_val), tl.where(better, cols, best_idx)
+
+
+@triton.jit(do_not_specialize=["seed"])
+def _gumbel_partial_kernel(logits_ptr, temp_ptr, val_ptr, idx_ptr, stride, seed, vocab, num_chunks,
+                           BLOCK: tl.constexpr, ITERS: tl.constexpr):  # fmt: skip
+    """Program (row, chunk): the best (noisy logit, token) of ``ITERS * 4 * BLOCK`` tokens of one row."""
+    row = tl.program_id(0)
+    chunk = tl.program_id(1)
+    temp = tl.load(temp_ptr + row)
+    sampled = (temp > 0).to(tl.float32)  # 0 for greedy rows: no noise, no scaling
+    inv_temp = sampled / (temp + (1.0 - sampled)) + (1.0 - sampled)
+    lanes = tl.arange(0, BLOCK)
+    best_val = tl.full((BLOCK,), float("-inf"), tl.float32)
+    best_idx = tl.zeros((BLOCK,), tl.int32)
+    ptr = logits_ptr + row.to(tl.int64) * stride
+    for it in range(ITERS):
+        base = (chunk * ITERS + it) * 4 * BLOCK
+        # one Philox call gives 4 numbers: token base + k*BLOCK + i takes number k of offset base + i
+        u0, u1, u2, u3 = tl.rand4x(seed, row * vocab + base + lanes)
+        c = base + lanes
+        v0 = tl.load(ptr + c, mask=c < vocab, other=0.0)
+        v1 = tl.load(ptr + c + BLOCK, mask=c + BLOCK < vocab, other=0.0)
+        v2 = tl.load(ptr + c + 2 * BLOCK, mask=c + 2 * BLOCK < vocab, other=0.0)
+        v3 = tl.load(ptr + c + 3 * BLOCK, mask=c + 3 * BLOCK < vocab, other=0.0)
+        best_val, best_idx = _gumbel_block(v0, u0, c, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v1, u1, c + BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v2, u2, c + 2 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v3, u3, c + 3 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+    top = tl.max(best_val, axis=0)
+    idx = tl.min(tl.where(best_val == top, best_idx, vocab), axis=0)
+    tl.store(val_ptr + row * num_chunks + chunk, top)
+    tl.store(idx_ptr + row * num_chunks + chunk, idx)
+
+
+@triton.jit
+def _argmax_partials_kernel(val_ptr, idx_ptr, out_ptr, num_chunks, vocab, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    c = tl.arange(0, BLOCK)
+    mask = c < num_chunks
+    val = tl.load(val_ptr + row * num_chunks + c, mask=mask, other=float("-inf"))
+    idx = tl.load(idx_ptr + row * num_chunks + c, mask=mask, other=vocab)
+    top = tl.max(val, axis=0)
+    tl.store(out_ptr + row, tl.min(tl.where(val == top, idx, vocab), axis=0).to(tl.int64))
+
+
+_SAMPLE_BLOCK, _SAMPLE_ITERS = 1024, 4  # tokens per program: 16384 (10 programs per row for a 152k vocab)
+
+
+def sample_gumbel(logits: torch.Tensor, temperatures: torch.Tensor, seed: int) -> torch.Tensor:
+    """Greedy where ``temperature == 0``, else a sample from ``softmax(logits / T)`` (Gumbel-max with
+    Philox noise keyed by ``seed``, row and token). Each row is split over several programs (so a small
+    batch still fills the GPU), then a second kernel picks each row's best; ties go to the lowest token."""
+    rows, vocab = logits.shape
+    per_program = _SAMPLE_BLOCK * 4 * _SAMPLE_ITERS
+    chunks = triton.cdiv(vocab, per_program)
+    val = torch.empty((rows, chunks), dtype=torch.float32, device=logits.device)
+    idx = torch.empty((rows, chunks), dtype=torch.int32, device=logits.device)
+    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
+    if rows == 0:
+        return out
+    _gumbel_partial_kernel[(rows, chunks)](
+        logits, temperatures, val, idx, logits.stride(0), seed, vocab, chunks,
+        BLOCK=_SAMPLE_BLOCK, ITERS=_SAMPLE_ITERS,
+    )  # fmt: skip
+    _argmax_partials_kernel[(rows,)](val, idx, out, chunks, vocab, BLOCK=triton.next_power_of_2(chunks))
+    return out
