@@ -58,8 +58,8 @@ def test_norm_rope_on_a_strided_qkv_slice(ops, with_norm: bool) -> None:  # noqa
     from minisgl_core.layers.rotary import RotaryEmbedding
 
     rope = RotaryEmbedding(16, 64, 10000.0, None).to(DEVICE)
-    qkv = torch.randn(7, 3 * 4 * 16, device=DEVICE)
-    q = qkv[:, : 4 * 16].view(7, 4, 16)  # a strided view, as the model passes it
+    qkv = torch.randn(7, 3 * 5 * 16, device=DEVICE)
+    q = qkv[:, : 5 * 16].view(7, 5, 16)  # a strided view, as the model passes it; 5 heads: a masked tile
     positions = torch.tensor([0, 3, 5, 9, 20, 33, 63], device=DEVICE)
     norm = RMSNorm(16).to(DEVICE) if with_norm else None
     if norm is not None:
@@ -123,7 +123,7 @@ def test_gumbel_sampling_greedy_matches_argmax_across_chunks(ops) -> None:  # no
 def test_rope_and_store_matches_norm_rope_then_store(ops, with_norm: bool) -> None:  # noqa: ANN001
     from minisgl_core.layers.rotary import RotaryEmbedding
 
-    tokens, heads, kv_heads, dim = 5, 4, 2, 16
+    tokens, heads, kv_heads, dim = 5, 6, 3, 16  # head counts that are not powers of two: masked tiles
     rope = RotaryEmbedding(dim, 64, 10000.0, None).to(DEVICE)
     qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim, device=DEVICE)
     q = qkv[:, : heads * dim].view(tokens, heads, dim)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from minisgl_core.attention.base import AttentionContext
@@ -168,31 +169,27 @@ class Engine:
 
     def make_batch(self, plan: StepPlan) -> ForwardBatch:
         """Build the device tensors of ``plan`` (and write its new slots into the device page table)."""
-        q_lens = torch.tensor(plan.q_lens, dtype=torch.int32)
-        kv_lens = torch.tensor(plan.kv_lens, dtype=torch.int32)
-        rows = torch.tensor(plan.rows, dtype=torch.int64)
-        cu_q = torch.zeros(len(plan.rows) + 1, dtype=torch.int32)
-        torch.cumsum(q_lens, 0, out=cu_q[1:])
-        cu_kv = torch.zeros_like(cu_q)
-        torch.cumsum(kv_lens, 0, out=cu_kv[1:])
-        total = plan.num_tokens
+        q_lens = np.asarray(plan.q_lens, dtype=np.int64)
+        kv_lens = np.asarray(plan.kv_lens, dtype=np.int64)
+        rows = np.asarray(plan.rows, dtype=np.int64)
+        cu_q = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(q_lens, out=cu_q[1:])
+        cu_kv = np.zeros_like(cu_q)
+        np.cumsum(kv_lens, out=cu_kv[1:])
         if plan.phase is Phase.DECODE:
-            positions = (kv_lens - 1).to(torch.int64)
+            positions = kv_lens - 1
             token_rows = rows
-        else:
-            token_rows = torch.repeat_interleave(rows, q_lens.to(torch.int64))
-            offsets = torch.arange(total, dtype=torch.int64) - torch.repeat_interleave(cu_q[:-1], q_lens).to(
-                torch.int64
-            )
-            positions = torch.repeat_interleave(kv_lens - q_lens, q_lens).to(torch.int64) + offsets
-        sample_indices = (cu_q[1:][torch.tensor(plan.sample, dtype=torch.int64)] - 1).to(torch.int64)
-        host = [positions, plan.out_slots, rows, q_lens, kv_lens, cu_q, cu_kv, sample_indices, token_rows]
+        else:  # token t of request i sits at position kv_len_i - q_len_i + (t - cu_q_i)
+            token_rows = np.repeat(rows, q_lens)
+            positions = np.arange(plan.num_tokens, dtype=np.int64) + np.repeat(kv_lens - q_lens - cu_q[:-1], q_lens)
+        sample_indices = cu_q[1:][np.asarray(plan.sample, dtype=np.int64)] - 1
+        host = [positions, plan.out_slots.numpy(), rows, q_lens, kv_lens, cu_q, cu_kv, sample_indices, token_rows]
         if plan.phase is Phase.PREFILL:
             assert plan.input_ids is not None, "prefill plans carry their token ids"
-            host.append(plan.input_ids)
+            host.append(plan.input_ids.numpy())
         # one host-to-device copy for the whole step, split (and narrowed back to int32) on the device
-        packed = self._to_device(torch.cat([t.to(torch.int64) for t in host]))
-        dev = list(packed.split([t.numel() for t in host]))
+        packed = self._to_device(torch.from_numpy(np.concatenate(host, dtype=np.int64)))
+        dev = list(packed.split([len(t) for t in host]))
         for i in (3, 4, 5, 6):  # q_lens, kv_lens, cu_q, cu_kv are int32
             dev[i] = dev[i].to(torch.int32)
         positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev[:9]

@@ -1,5 +1,5 @@
 """The sampling kernel of the decode hot path: temperature + Gumbel-max over the vocabulary, split over
-several programs per row. Re-exported by :mod:`minisgl_core.kernels.triton_ops` (``ops().sample_gumbel``)."""
+several programs per row, with counter-hash noise. Re-exported by :mod:`minisgl_core.kernels.triton_ops` (``ops().sample_gumbel``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,24 @@ import triton.language as tl
 
 
 @triton.jit
-def _gumbel_block(v, u, cols, vocab, inv_temp, sampled, best_val, best_idx):
+def _uniform(seed, offsets):
+    """Uniform floats in (0, 1) with 24 random bits, a pure function of ``(seed, offsets)``: the offset,
+    spread by a golden-ratio multiply and keyed by the seed, goes through a 32-bit integer hash with low
+    bias (two multiply-xorshift rounds, "lowbias32"): a handful of integer operations per number, where
+    Philox-4x32-10 spends ten rounds of multiplies per four, and this kernel draws one per vocabulary entry."""
+    x = (offsets.to(tl.uint32) * 0x9E3779B1) ^ seed.to(tl.uint32)
+    x ^= x >> 16
+    x *= 0x7FEB352D
+    x ^= x >> 15
+    x *= 0x846CA68B
+    x ^= x >> 16
+    return ((x >> 8).to(tl.float32) + 0.5) * (1.0 / 16777216.0)
+
+
+@triton.jit
+def _gumbel_block(v, seed, cols, row_base, vocab, inv_temp, sampled, best_val, best_idx):
     mask = cols < vocab
-    u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
+    u = tl.minimum(_uniform(seed, row_base + cols), 1.0 - 1e-7)  # the top value rounds to 1.0 in float32
     v = v.to(tl.float32) * inv_temp - tl.log(-tl.log(u)) * sampled
     v = tl.where(mask, v, float("-inf"))
     better = v > best_val
@@ -31,19 +46,17 @@ def _gumbel_partial_kernel(logits_ptr, temp_ptr, val_ptr, idx_ptr, stride, seed,
     best_val = tl.full((BLOCK,), float("-inf"), tl.float32)
     best_idx = tl.zeros((BLOCK,), tl.int32)
     ptr = logits_ptr + row.to(tl.int64) * stride
+    row_base = row * vocab  # noise offsets: row-major over the batch (wraps at 2**32, harmlessly)
     for it in range(ITERS):
-        base = (chunk * ITERS + it) * 4 * BLOCK
-        # one Philox call gives 4 numbers: token base + k*BLOCK + i takes number k of offset base + i
-        u0, u1, u2, u3 = tl.rand4x(seed, row * vocab + base + lanes)
-        c = base + lanes
-        v0 = tl.load(ptr + c, mask=c < vocab, other=0.0)
+        c = (chunk * ITERS + it) * 4 * BLOCK + lanes
+        v0 = tl.load(ptr + c, mask=c < vocab, other=0.0)  # four loads in flight before any math
         v1 = tl.load(ptr + c + BLOCK, mask=c + BLOCK < vocab, other=0.0)
         v2 = tl.load(ptr + c + 2 * BLOCK, mask=c + 2 * BLOCK < vocab, other=0.0)
         v3 = tl.load(ptr + c + 3 * BLOCK, mask=c + 3 * BLOCK < vocab, other=0.0)
-        best_val, best_idx = _gumbel_block(v0, u0, c, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v1, u1, c + BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v2, u2, c + 2 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v3, u3, c + 3 * BLOCK, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v0, seed, c, row_base, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v1, seed, c + BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v2, seed, c + 2 * BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
+        best_val, best_idx = _gumbel_block(v3, seed, c + 3 * BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
     top = tl.max(best_val, axis=0)
     idx = tl.min(tl.where(best_val == top, best_idx, vocab), axis=0)
     tl.store(val_ptr + row * num_chunks + chunk, top)
@@ -66,7 +79,7 @@ _SAMPLE_BLOCK, _SAMPLE_ITERS = 1024, 4  # tokens per program: 16384 (10 programs
 
 def sample_gumbel(logits: torch.Tensor, temperatures: torch.Tensor, seed: int) -> torch.Tensor:
     """Greedy where ``temperature == 0``, else a sample from ``softmax(logits / T)`` (Gumbel-max with
-    Philox noise keyed by ``seed``, row and token). Each row is split over several programs (so a small
+    hashed noise keyed by ``seed``, row and token). Each row is split over several programs (so a small
     batch still fills the GPU), then a second kernel picks each row's best; ties go to the lowest token."""
     rows, vocab = logits.shape
     per_program = _SAMPLE_BLOCK * 4 * _SAMPLE_ITERS

@@ -53,35 +53,50 @@ def rmsnorm(
 
 
 @triton.jit
-def _norm_rope_head(src, w_ptr, cos, sin, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):
-    """(Optional RMSNorm, then) rotate-half RoPE of one head at ``src``: returns its two halves (float32)."""
-    cols = tl.arange(0, HALF)
-    x1 = tl.load(src + cols)
-    x2 = tl.load(src + HALF + cols)
+def _norm_rope_heads(src, stride_h, num_heads, w_ptr, cos, sin, eps,
+                     HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """(Optional per-head RMSNorm, then) rotate-half RoPE of one token's ``num_heads`` heads at ``src``
+    (head ``h`` at ``src + h * stride_h``), as one ``[BLOCK_H, HALF]`` tile per half; ``cos``/``sin`` are the
+    token's ``[1, HALF]`` float32 rows. Returns the two rotated halves, the heads mask and the offsets."""
+    heads = tl.arange(0, BLOCK_H)[:, None]
+    cols = tl.arange(0, HALF)[None, :]
+    mask = heads < num_heads
+    offs = heads * stride_h + cols
+    x1 = tl.load(src + offs, mask=mask, other=0.0)
+    x2 = tl.load(src + HALF + offs, mask=mask, other=0.0)
     dtype = x1.dtype
     a = x1.to(tl.float32)
     b = x2.to(tl.float32)
     if HAS_NORM:
-        rstd = tl.rsqrt((tl.sum(a * a, axis=0) + tl.sum(b * b, axis=0)) / (2 * HALF) + eps)
+        rstd = tl.rsqrt((tl.sum(a * a, axis=1) + tl.sum(b * b, axis=1)) / (2 * HALF) + eps)[:, None]
         a = ((a * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + cols).to(tl.float32)).to(dtype).to(tl.float32)
         b = ((b * rstd).to(dtype).to(tl.float32) * tl.load(w_ptr + HALF + cols).to(tl.float32)).to(dtype).to(tl.float32)
-    return (a * cos - b * sin).to(dtype), (b * cos + a * sin).to(dtype)
+    return (a * cos - b * sin).to(dtype), (b * cos + a * sin).to(dtype), mask, heads, cols
+
+
+@triton.jit
+def _store_halves(dst, heads, cols, mask, stride_h, x1, x2, HALF: tl.constexpr):
+    tl.store(dst + heads * stride_h + cols, x1, mask=mask)
+    tl.store(dst + HALF + heads * stride_h + cols, x2, mask=mask)
+
+
+@triton.jit
+def _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache, HALF: tl.constexpr):
+    cols = tl.arange(0, HALF)[None, :]
+    pos = tl.load(pos_ptr + t)
+    return tl.load(cos_ptr + pos * stride_cache + cols), tl.load(sin_ptr + pos * stride_cache + cols)
 
 
 @triton.jit(do_not_specialize_on_alignment=["pos_ptr"])
 def _norm_rope_kernel(x_ptr, w_ptr, cos_ptr, sin_ptr, pos_ptr, out_ptr, stride_t, stride_h, stride_cache,
-                      num_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):  # fmt: skip
-    pid = tl.program_id(0)
-    t = pid // num_heads
-    h = pid % num_heads
-    cols = tl.arange(0, HALF)
-    pos = tl.load(pos_ptr + t)
-    cos = tl.load(cos_ptr + pos * stride_cache + cols)
-    sin = tl.load(sin_ptr + pos * stride_cache + cols)
-    x1, x2 = _norm_rope_head(x_ptr + t * stride_t + h * stride_h, w_ptr, cos, sin, eps, HAS_NORM, HALF)
-    out = out_ptr + (t * num_heads + h) * 2 * HALF
-    tl.store(out + cols, x1)
-    tl.store(out + HALF + cols, x2)
+                      num_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """Program t: all heads of token t."""
+    t = tl.program_id(0)
+    cos, sin = _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache, HALF)
+    x1, x2, mask, heads, cols = _norm_rope_heads(
+        x_ptr + t * stride_t, stride_h, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
+    )
+    _store_halves(out_ptr + t * num_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
 
 
 def norm_rope(
@@ -100,9 +115,9 @@ def norm_rope(
     out = torch.empty((tokens, heads, dim), dtype=x.dtype, device=x.device)
     if tokens == 0:
         return out
-    _norm_rope_kernel[(tokens * heads,)](
+    _norm_rope_kernel[(tokens,)](
         x, weight if weight is not None else x, cos, sin, positions, out, x.stride(0), x.stride(1),
-        cos.stride(0), heads, eps, HAS_NORM=weight is not None, HALF=dim // 2,
+        cos.stride(0), heads, eps, HAS_NORM=weight is not None, HALF=dim // 2, BLOCK_H=triton.next_power_of_2(heads),
     )  # fmt: skip
     return out
 
@@ -111,34 +126,29 @@ def norm_rope(
 def _rope_store_kernel(q_ptr, k_ptr, v_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, slot_ptr,
                        q_out_ptr, k_out_ptr, k_cache_ptr, v_cache_ptr,
                        stride_q, stride_k, stride_v, stride_cache_pos, stride_kc, stride_vc,
-                       num_heads, num_kv_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr):  # fmt: skip
-    """Program (token, head): heads ``< num_heads`` are query heads (norm + RoPE -> q_out); the others are
-    KV heads: norm + RoPE of the key -> k_out and the key cache, the value copied to the value cache."""
+                       num_heads, num_kv_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr,
+                       BLOCK_Q: tl.constexpr, BLOCK_KV: tl.constexpr):  # fmt: skip
+    """Program (token, part): part 0 normalises and rotates the token's query heads into q_out; part 1 its
+    key heads into k_out and the key cache, and copies its value heads into the value cache."""
     t = tl.program_id(0)
-    h = tl.program_id(1)
-    cols = tl.arange(0, HALF)
-    pos = tl.load(pos_ptr + t)
-    cos = tl.load(cos_ptr + pos * stride_cache_pos + cols)
-    sin = tl.load(sin_ptr + pos * stride_cache_pos + cols)
-    if h < num_heads:
-        x1, x2 = _norm_rope_head(q_ptr + t * stride_q + h * 2 * HALF, qw_ptr, cos, sin, eps, HAS_NORM, HALF)
-        out = q_out_ptr + (t * num_heads + h) * 2 * HALF
-        tl.store(out + cols, x1)
-        tl.store(out + HALF + cols, x2)
+    cos, sin = _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache_pos, HALF)
+    if tl.program_id(1) == 0:
+        x1, x2, mask, heads, cols = _norm_rope_heads(
+            q_ptr + t * stride_q, 2 * HALF, num_heads, qw_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_Q
+        )
+        _store_halves(q_out_ptr + t * num_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
     else:
-        kh = h - num_heads
-        x1, x2 = _norm_rope_head(k_ptr + t * stride_k + kh * 2 * HALF, kw_ptr, cos, sin, eps, HAS_NORM, HALF)
-        out = k_out_ptr + (t * num_kv_heads + kh) * 2 * HALF
-        tl.store(out + cols, x1)
-        tl.store(out + HALF + cols, x2)
+        x1, x2, mask, heads, cols = _norm_rope_heads(
+            k_ptr + t * stride_k, 2 * HALF, num_kv_heads, kw_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_KV
+        )
+        _store_halves(k_out_ptr + t * num_kv_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
         slot = tl.load(slot_ptr + t)
-        kc = k_cache_ptr + slot * stride_kc + kh * 2 * HALF
-        tl.store(kc + cols, x1)
-        tl.store(kc + HALF + cols, x2)
-        v_src = v_ptr + t * stride_v + kh * 2 * HALF
-        vc = v_cache_ptr + slot * stride_vc + kh * 2 * HALF
-        tl.store(vc + cols, tl.load(v_src + cols))
-        tl.store(vc + HALF + cols, tl.load(v_src + HALF + cols))
+        _store_halves(k_cache_ptr + slot * stride_kc, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+        offs = heads * 2 * HALF + cols
+        v_src = v_ptr + t * stride_v
+        vc = v_cache_ptr + slot * stride_vc
+        tl.store(vc + offs, tl.load(v_src + offs, mask=mask), mask=mask)
+        tl.store(vc + HALF + offs, tl.load(v_src + HALF + offs, mask=mask), mask=mask)
 
 
 def rope_and_store(
@@ -167,10 +177,11 @@ def rope_and_store(
     k_out = torch.empty((tokens, kv_heads, dim), dtype=k.dtype, device=k.device)
     if tokens == 0:
         return q_out, k_out
-    _rope_store_kernel[(tokens, heads + kv_heads)](
+    _rope_store_kernel[(tokens, 2)](
         q, k, v, q_weight if q_weight is not None else q, k_weight if k_weight is not None else k, cos, sin,
         positions, slots, q_out, k_out, k_cache, v_cache, q.stride(0), k.stride(0), v.stride(0), cos.stride(0),
         k_cache.stride(0), v_cache.stride(0), heads, kv_heads, eps, HAS_NORM=q_weight is not None, HALF=dim // 2,
+        BLOCK_Q=triton.next_power_of_2(heads), BLOCK_KV=triton.next_power_of_2(kv_heads),
     )  # fmt: skip
     return q_out, k_out
 
