@@ -102,7 +102,8 @@ def main() -> None:
             sched.step()
         sync()
     wall = (time.perf_counter() - start) / args.steps
-    print(f"prefill steps {steps}; batch {len(sched.running)}; wall per {args.phase} step {wall * 1e3:.2f} ms (profiled)")
+    where = f"prefill steps {steps}; batch {len(sched.running)}"
+    print(f"{where}; wall per {args.phase} step {wall * 1e3:.2f} ms (profiled)")
     table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=args.rows, max_name_column_width=60)
     print(table)
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))

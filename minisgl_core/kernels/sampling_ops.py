@@ -1,5 +1,6 @@
 """The sampling kernel of the decode hot path: temperature + Gumbel-max over the vocabulary, split over
-several programs per row, with counter-hash noise. Re-exported by :mod:`minisgl_core.kernels.triton_ops` (``ops().sample_gumbel``)."""
+several programs per row, with counter-hash noise. Re-exported by :mod:`minisgl_core.kernels.triton_ops`
+(``ops().sample_gumbel``)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def _gumbel_partial_kernel(logits_ptr, temp_ptr, val_ptr, idx_ptr, stride, seed,
     sampled = (temp > 0).to(tl.float32)  # 0 for greedy rows: no noise, no scaling
     inv_temp = sampled / (temp + (1.0 - sampled)) + (1.0 - sampled)
     lanes = tl.arange(0, BLOCK)
-    best_val = tl.full((BLOCK,), float("-inf"), tl.float32)
-    best_idx = tl.zeros((BLOCK,), tl.int32)
+    bv = tl.full((BLOCK,), float("-inf"), tl.float32)  # best noisy value and its token, per lane
+    bi = tl.zeros((BLOCK,), tl.int32)
     ptr = logits_ptr + row.to(tl.int64) * stride
     row_base = row * vocab  # noise offsets: row-major over the batch (wraps at 2**32, harmlessly)
     for it in range(ITERS):
@@ -53,12 +54,12 @@ def _gumbel_partial_kernel(logits_ptr, temp_ptr, val_ptr, idx_ptr, stride, seed,
         v1 = tl.load(ptr + c + BLOCK, mask=c + BLOCK < vocab, other=0.0)
         v2 = tl.load(ptr + c + 2 * BLOCK, mask=c + 2 * BLOCK < vocab, other=0.0)
         v3 = tl.load(ptr + c + 3 * BLOCK, mask=c + 3 * BLOCK < vocab, other=0.0)
-        best_val, best_idx = _gumbel_block(v0, seed, c, row_base, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v1, seed, c + BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v2, seed, c + 2 * BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
-        best_val, best_idx = _gumbel_block(v3, seed, c + 3 * BLOCK, row_base, vocab, inv_temp, sampled, best_val, best_idx)
-    top = tl.max(best_val, axis=0)
-    idx = tl.min(tl.where(best_val == top, best_idx, vocab), axis=0)
+        bv, bi = _gumbel_block(v0, seed, c, row_base, vocab, inv_temp, sampled, bv, bi)
+        bv, bi = _gumbel_block(v1, seed, c + BLOCK, row_base, vocab, inv_temp, sampled, bv, bi)
+        bv, bi = _gumbel_block(v2, seed, c + 2 * BLOCK, row_base, vocab, inv_temp, sampled, bv, bi)
+        bv, bi = _gumbel_block(v3, seed, c + 3 * BLOCK, row_base, vocab, inv_temp, sampled, bv, bi)
+    top = tl.max(bv, axis=0)
+    idx = tl.min(tl.where(bv == top, bi, vocab), axis=0)
     tl.store(val_ptr + row * num_chunks + chunk, top)
     tl.store(idx_ptr + row * num_chunks + chunk, idx)
 
