@@ -122,6 +122,34 @@ def norm_rope(
     return out
 
 
+@triton.jit
+def _rope_queries(src, dst, num_heads, w_ptr, cos, sin, eps,
+                  HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """Norm + RoPE of one token's query heads at ``src`` into ``dst`` (contiguous heads)."""
+    x1, x2, mask, heads, cols = _norm_rope_heads(
+        src, 2 * HALF, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
+    )
+    _store_halves(dst, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+
+
+@triton.jit
+def _rope_store_kv(k_src, v_src, k_dst, k_cache_ptr, v_cache_ptr, slot_ptr, stride_kc, stride_vc, num_heads, w_ptr,
+                   cos, sin, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """Norm + RoPE of one token's key heads into ``k_dst`` and the key cache at the token's slot (loaded from
+    ``slot_ptr``); its value heads copied into the value cache."""
+    x1, x2, mask, heads, cols = _norm_rope_heads(
+        k_src, 2 * HALF, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
+    )
+    slot = tl.load(slot_ptr)
+    k_cache = k_cache_ptr + slot * stride_kc
+    v_cache = v_cache_ptr + slot * stride_vc
+    _store_halves(k_dst, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+    _store_halves(k_cache, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+    offs = heads * 2 * HALF + cols
+    tl.store(v_cache + offs, tl.load(v_src + offs, mask=mask), mask=mask)
+    tl.store(v_cache + HALF + offs, tl.load(v_src + HALF + offs, mask=mask), mask=mask)
+
+
 @triton.jit(do_not_specialize_on_alignment=["pos_ptr", "slot_ptr"])
 def _rope_store_kernel(q_ptr, k_ptr, v_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, pos_ptr, slot_ptr,
                        q_out_ptr, k_out_ptr, k_cache_ptr, v_cache_ptr,
@@ -132,23 +160,14 @@ def _rope_store_kernel(q_ptr, k_ptr, v_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, po
     key heads into k_out and the key cache, and copies its value heads into the value cache."""
     t = tl.program_id(0)
     cos, sin = _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache_pos, HALF)
+    # the branches only call functions: Triton needs names bound in both branches to have one shape
     if tl.program_id(1) == 0:
-        x1, x2, mask, heads, cols = _norm_rope_heads(
-            q_ptr + t * stride_q, 2 * HALF, num_heads, qw_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_Q
-        )
-        _store_halves(q_out_ptr + t * num_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+        _rope_queries(q_ptr + t * stride_q, q_out_ptr + t * num_heads * 2 * HALF, num_heads, qw_ptr, cos, sin, eps,
+                      HAS_NORM, HALF, BLOCK_Q)  # fmt: skip
     else:
-        x1, x2, mask, heads, cols = _norm_rope_heads(
-            k_ptr + t * stride_k, 2 * HALF, num_kv_heads, kw_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_KV
-        )
-        _store_halves(k_out_ptr + t * num_kv_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
-        slot = tl.load(slot_ptr + t)
-        _store_halves(k_cache_ptr + slot * stride_kc, heads, cols, mask, 2 * HALF, x1, x2, HALF)
-        offs = heads * 2 * HALF + cols
-        v_src = v_ptr + t * stride_v
-        vc = v_cache_ptr + slot * stride_vc
-        tl.store(vc + offs, tl.load(v_src + offs, mask=mask), mask=mask)
-        tl.store(vc + HALF + offs, tl.load(v_src + HALF + offs, mask=mask), mask=mask)
+        _rope_store_kv(k_ptr + t * stride_k, v_ptr + t * stride_v, k_out_ptr + t * num_kv_heads * 2 * HALF,
+                       k_cache_ptr, v_cache_ptr, slot_ptr + t, stride_kc, stride_vc, num_kv_heads, kw_ptr, cos, sin,
+                       eps, HAS_NORM, HALF, BLOCK_KV)  # fmt: skip
 
 
 def rope_and_store(
