@@ -56,7 +56,7 @@ def _kernels() -> list[tuple[str, Any, dict[str, str], dict[str, Any]]]:
         ("paged_indices", t._paged_indices_kernel, {"table_ptr": I32, "rows_ptr": I64, "indptr_ptr": I32,
                                                     "out_ptr": I32}, {"BLOCK": 256}),
         ("gumbel_partial", s._gumbel_partial_kernel, {"logits_ptr": BF16, "temp_ptr": F32, "val_ptr": F32,
-                                                      "idx_ptr": I32}, {"BLOCK": 1024, "ITERS": 4}),
+                                                      "idx_ptr": I32}, {"BLOCK": 1024, "ITERS": 4, "FAST": True}),
         ("argmax_partials", s._argmax_partials_kernel, {"val_ptr": F32, "idx_ptr": I32, "out_ptr": I64},
          {"BLOCK": 16}),
     ]  # fmt: skip
