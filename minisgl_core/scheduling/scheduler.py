@@ -236,7 +236,6 @@ class Scheduler:
             reqs = [r for r in self.running if r.decodable]
         if not reqs:
             return None
-        reqs = decode_order(reqs)
         slots = self.kv.extend_decode(reqs)
         plan = self._make_plan(Phase.DECODE, reqs, [1] * len(reqs), slots, list(range(len(reqs))))
         return plan, reqs, reqs
@@ -276,18 +275,6 @@ class Scheduler:
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""
         self.kv.check(self.running)
-
-
-def decode_order(reqs: list[Req]) -> list[Req]:
-    """The rows of a decode batch, longest KV first. Decode attention kernels give each request (and KV head)
-    its own thread blocks, started in row order; starting the longest first lets the short ones fill in at
-    the end instead of one long request finishing alone (longest-processing-time-first). Requests keep
-    their relative order from step to step (all grow by one token), so the sort is nearly free."""
-    return sorted(reqs, key=_kv_len, reverse=True)
-
-
-def _kv_len(req: Req) -> int:
-    return req.kv_len
 
 
 def _match_ids(req: Req) -> list[int]:

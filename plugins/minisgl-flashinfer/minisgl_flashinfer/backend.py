@@ -17,7 +17,6 @@ from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBa
 from minisgl_core.kernels import ops, use_triton
 from minisgl_core.layers.attention import AttentionLayer
 from minisgl_flashinfer.graph_replan import GraphReplanner, supported
-from minisgl_flashinfer.layer_runner import LayerRunner
 
 WORKSPACE_BYTES = 256 << 20
 
@@ -61,7 +60,6 @@ class FlashInferAttention(AttentionBackend):
         self.tensor_cores = decode_uses_tensor_cores()
         self.workspace = torch.zeros(WORKSPACE_BYTES, dtype=torch.uint8, device=ctx.device)
         self.prefill = _Planned(flashinfer.BatchPrefillWithPagedKVCacheWrapper(self.workspace, "NHD"))
-        self.prefill_runner = LayerRunner(self.prefill.wrapper)
         self.decode = _Planned(
             flashinfer.BatchDecodeWithPagedKVCacheWrapper(self.workspace, "NHD", use_tensor_cores=self.tensor_cores)
         )
@@ -123,13 +121,11 @@ class FlashInferAttention(AttentionBackend):
         qo_indptr = torch.zeros(len(q) + 1, dtype=torch.int32)
         torch.cumsum(q, 0, out=qo_indptr[1:])
         args = self._plan_args()
-        self.prefill.plan(
+        self.active = self.prefill.plan(
             qo_indptr.pin_memory(), indptr, indices, last, args["num_qo_heads"], args["num_kv_heads"],
             self.ctx.head_dim, args["page_size"], causal=True, q_data_type=args["q_data_type"],
             kv_data_type=args["kv_data_type"],
         )  # fmt: skip
-        self.prefill_runner.reset()
-        self.active = self.prefill_runner  # every layer after the first skips most of FlashInfer's run()
 
     # -- CUDA graphs ------------------------------------------------------------------------------------
 
