@@ -15,7 +15,8 @@ from minisgl_core.kv import KVPool
 from minisgl_core.layers.attention import AttentionLayer
 from minisgl_core.testing.paged_scene import Extend, PagedScene
 
-MAX_BS = 8
+BATCHES = ((50,), (1, 17, 64), (3, 9, 16, 31, 33, 100, 2, 65))
+"""KV lengths of the decode batches replayed by default: 1, 3 and 8 requests (3 is padded to a larger graph)."""
 
 
 def check_graph_decode(
@@ -25,13 +26,15 @@ def check_graph_decode(
     ref_pool: KVPool,
     tolerance: dict[str, float],
     assert_same_pool: Callable[..., None],
+    batches: tuple[tuple[int, ...], ...] = BATCHES,
 ) -> None:
-    """Capture decode graphs of every layer's attention for batch sizes up to ``MAX_BS``, then replay
-    batches of 1, 3 and ``MAX_BS`` real requests (padded with dummy requests) and compare."""
+    """Capture decode graphs of every layer's attention for batch sizes up to the largest of ``batches``,
+    then replay each batch (its KV lengths; padded with dummy requests up to a captured size) and compare."""
     from minisgl_core.engine.cuda_graph import CudaGraphRunner
 
+    max_bs = max(len(lengths) for lengths in batches)
     layers = [AttentionLayer(i, scene.num_heads, scene.num_kv_heads, scene.head_dim) for i in range(scene.num_layers)]
-    shape = (scene.num_layers, MAX_BS)
+    shape = (scene.num_layers, max_bs)
     q_buf = torch.zeros((*shape, scene.num_heads, scene.head_dim), dtype=scene.dtype, device=scene.device)
     k_buf = torch.zeros((*shape, scene.num_kv_heads, scene.head_dim), dtype=scene.dtype, device=scene.device)
     v_buf = torch.zeros_like(k_buf)
@@ -44,15 +47,16 @@ def check_graph_decode(
     last_token = torch.zeros(scene.table.num_rows, dtype=torch.int64, device=scene.device)
     runner = CudaGraphRunner(
         attention_only, backend, scene.pool, scene.table.device_table, last_token, scene.table.dummy_row,
-        scene.page_size, MAX_BS, scene.device,
+        scene.page_size, max_bs, scene.device,
     )  # fmt: skip
     runner.capture()
-    for n, lengths in ((1, (50,)), (3, (1, 17, 64)), (MAX_BS, (3, 9, 16, 31, 33, 100, 2, 65))):
-        reqs = [scene.request(length) for length in lengths[:n]]
+    for lengths in batches:
+        n = len(lengths)
+        reqs = [scene.request(length) for length in lengths]
         extends = [Extend(r, length - 1, length) for r, length in zip(reqs, lengths)]
         batch = scene.batch(Phase.DECODE, extends)
         plan = StepPlan(
-            phase=Phase.DECODE, rows=[r.row for r in reqs], q_lens=[1] * n, kv_lens=list(lengths[:n]),
+            phase=Phase.DECODE, rows=[r.row for r in reqs], q_lens=[1] * n, kv_lens=list(lengths),
             out_slots=batch.out_slots.cpu(), sample=list(range(n)), sampling=None,  # type: ignore[arg-type]
         )  # fmt: skip
         per_layer = [scene.qkv(n) for _ in layers]

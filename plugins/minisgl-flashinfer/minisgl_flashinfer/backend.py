@@ -139,7 +139,8 @@ class FlashInferAttention(AttentionBackend):
         )
         if use_triton(self._graph_buffers[0]):
             c = self.ctx
-            self._replanner = GraphReplanner(max_batch_size, c.num_heads, c.num_kv_heads, c.head_dim)
+            sms = torch.cuda.get_device_properties(device).multi_processor_count
+            self._replanner = GraphReplanner(max_batch_size, c.num_heads, c.num_kv_heads, c.head_dim, sms)
 
     @torch.inference_mode()
     def prepare_capture(self, batch: ForwardBatch) -> None:
@@ -151,8 +152,12 @@ class FlashInferAttention(AttentionBackend):
             paged_kv_indptr_buffer=indptr[: bs + 1], paged_kv_indices_buffer=indices,
             paged_kv_last_page_len_buffer=last[:bs],
         )  # fmt: skip
-        self.graph_decode[bs] = _Planned(wrapper)
-        self._plan_decode(self.graph_decode[bs], batch)
+        planned = self.graph_decode[bs] = _Planned(wrapper)
+        self._plan_decode(planned, batch)  # FlashInfer's own plan sets the wrapper up
+        if self._replanner is not None and supported(wrapper):  # replays will be planned the same way
+            planned.wait()
+            self._replanner.replan(wrapper, batch, capture=True)
+            planned.record()
 
     @torch.inference_mode()  # the fixed buffers are inference tensors (created while capturing)
     def prepare_replay(self, batch: ForwardBatch) -> None:

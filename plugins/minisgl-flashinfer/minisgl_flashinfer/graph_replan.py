@@ -6,6 +6,13 @@ millisecond of host time per step on checks, tensor conversions and a Python ``m
 wrapper that is already planned in CUDA-graph mode, the same effect takes three asynchronous copies, one
 Triton kernel (page indices written straight into the wrapper's buffer) and the C++ scheduler call.
 
+In CUDA-graph mode FlashInfer always takes its split-KV path, so that one captured launch fits any batch:
+every layer then writes float32 partial results and runs a second, merge kernel. Its plan only ever
+splits a batch that fits two thread blocks per SM (``2 * SMs // kv_heads`` requests); a larger batch is
+one block per request and KV head whatever its lengths. For graph batches above that size the re-planner
+therefore plans as FlashInfer does outside graphs: the same launch for every batch of that size (checked
+on every replay against the one captured), with the output written directly and no merge kernel.
+
 This relies on FlashInfer 0.5's wrapper attributes (checked by :func:`supported`; the backend falls back
 to ``plan`` when they are missing). The GPU tests in this package compare graph replays with the reference.
 """
@@ -37,7 +44,11 @@ def supported(wrapper: Any) -> bool:
 class GraphReplanner:
     """Fast re-plan of graph decode wrappers for batches up to ``max_batch_size``."""
 
-    def __init__(self, max_batch_size: int, num_heads: int, num_kv_heads: int, head_dim: int) -> None:
+    def __init__(self, max_batch_size: int, num_heads: int, num_kv_heads: int, head_dim: int, num_sms: int) -> None:
+        self.max_split_batch = 2 * num_sms // num_kv_heads
+        """The largest batch FlashInfer's plan may split over the KV sequence; larger ones never split."""
+        self.captured: dict[int, list[int]] = {}
+        """Plan of each graph batch size above :attr:`max_split_batch`, as captured."""
         self.num_heads = num_heads
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
@@ -46,9 +57,9 @@ class GraphReplanner:
         self.turn = 0
         self.qo_indptr = torch.arange(max_batch_size + 1, dtype=torch.int32)
 
-    def replan(self, wrapper: Any, batch: ForwardBatch) -> None:
-        """Plan ``wrapper`` (captured for ``batch.batch_size``) for ``batch``; the caller makes sure the
-        wrapper's previous plan has left its pinned buffer."""
+    def replan(self, wrapper: Any, batch: ForwardBatch, capture: bool = False) -> None:
+        """Plan ``wrapper`` (captured for ``batch.batch_size``, or about to be with ``capture``) for ``batch``;
+        the caller makes sure the wrapper's previous plan has left its pinned buffer."""
         bs, ps = batch.batch_size, batch.page_size
         assert bs == wrapper._fixed_batch_size, "a graph wrapper serves exactly its captured batch size"
         slot = self.turn
@@ -72,9 +83,16 @@ class GraphReplanner:
             out=wrapper._paged_kv_indices_buf[:total],
         )  # fmt: skip
         wrapper._max_kv_len = int(kv.max())
-        wrapper._plan_info = wrapper._cached_module.plan(
+        graph_mode = bs <= self.max_split_batch  # else: FlashInfer's eager plan, the same for any such batch
+        plan_info = wrapper._cached_module.plan(
             wrapper._float_workspace_buffer, wrapper._int_workspace_buffer,
             wrapper._pin_memory_int_workspace_buffer, self.qo_indptr[: bs + 1], indptr_t, kv_lens_t,
-            bs, bs, self.num_heads, self.num_kv_heads, ps, True, self.head_dim, self.head_dim,
+            bs, bs, self.num_heads, self.num_kv_heads, ps, graph_mode, self.head_dim, self.head_dim,
             False, -1, -1, False, 0,
         )  # fmt: skip  # causal, window_left, fixed_split_size, disable_split_kv, colocated CTAs
+        if not graph_mode:
+            if capture:
+                self.captured[bs] = list(plan_info)
+            elif list(plan_info) != self.captured.get(bs):
+                raise RuntimeError(f"FlashInfer planned batch size {bs} differently from its captured graph")
+        wrapper._plan_info = plan_info

@@ -56,3 +56,36 @@ def test_fast_replan_matches_flashinfer_plan(page_size: int) -> None:
             assert torch.equal(ref_w.run(q, paged), fast_w.run(q, paged)), f"layer {layer}, batch {lengths}"
         for r in reqs:
             scene.release(r)
+
+
+@torch.inference_mode()
+def test_graph_batches_too_large_to_split_run_without_the_merge_kernel() -> None:
+    """Above ``2 * SMs // kv_heads`` requests FlashInfer never splits the KV sequence; graphs of those sizes are
+    planned as outside graphs (no split-KV partials, no merge kernel), and replays still match the reference."""
+    from minisgl_flashinfer.backend import FlashInferAttention
+
+    from minisgl_core.attention.torch_backend import TorchAttention
+    from minisgl_core.testing.attention_suite import AttentionBackendSuite
+    from minisgl_core.testing.graph_decode import check_graph_decode
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    bs = 2 * sms // 8 + 3  # three requests more than FlashInfer could ever split
+    batches = (
+        tuple(1 + (37 * i) % 300 for i in range(bs)),
+        tuple(2 + (53 * i) % 280 for i in range(bs)),  # other lengths: the same captured launch must fit
+        (5, 70, 300),  # a small, split graph batch alongside
+    )
+    scene = PagedScene(
+        num_heads=16, num_kv_heads=8, head_dim=128, page_size=16, max_requests=bs + 1, max_model_len=320,
+        num_pages=1200, dtype=torch.bfloat16, device="cuda", seed=7,
+    )  # fmt: skip
+    backend = FlashInferAttention(scene.context())
+    ref_pool = scene.pool_copy(torch.float32)
+    reference = TorchAttention(scene.context(ref_pool, torch.float32))
+    check_graph_decode(
+        scene, backend, reference, ref_pool, {"atol": 3e-2, "rtol": 3e-2}, AttentionBackendSuite.assert_same_pool,
+        batches,
+    )  # fmt: skip
+    replanner = backend._replanner
+    assert replanner is not None and bs > replanner.max_split_batch
+    assert replanner.captured[bs][-1] == 0, "the large graph batch was captured with split-KV"
