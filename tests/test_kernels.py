@@ -20,6 +20,18 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+if HAVE_TRITON:
+    import triton
+    import triton.language as tl
+
+    from minisgl_core.kernels import sampling_ops
+
+    @triton.jit
+    def _draw_exponential(out_ptr, seed, FAST: tl.constexpr, BLOCK: tl.constexpr):
+        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(out_ptr + offsets, sampling_ops._exponential(seed, offsets, FAST))
+
+
 @pytest.fixture(scope="module")
 def ops():  # noqa: ANN201
     from minisgl_core.kernels import triton_ops
@@ -91,6 +103,26 @@ def test_gumbel_sampling_greedy_rows_and_distribution(ops) -> None:  # noqa: ANN
     assert torch.allclose(freq, probs[:4], atol=0.07), freq
     again = ops.sample_gumbel(logits, temps, seed=1)
     assert torch.equal(out, again)  # same seed, same draw
+
+
+def test_sampling_noise_is_exponential_and_keyed_by_the_seed(ops) -> None:  # noqa: ANN001
+    """The sampler's Exp(1) draws (Gumbel noise is -ln of them): moments, both tails (the series branch near
+    0 and the logarithm's), and seeds giving the same or unrelated draws. Compiled, with the fast log."""
+    n, block = 1 << 18, 4096
+
+    def draw(seed: int) -> torch.Tensor:
+        out = torch.empty(n, dtype=torch.float32, device=DEVICE)
+        _draw_exponential[(n // block,)](out, seed, FAST=DEVICE == "cuda", BLOCK=block)
+        return out.cpu().double()
+
+    e = draw(11)
+    assert torch.isfinite(e).all() and (e > 0).all()
+    assert abs(e.mean().item() - 1.0) < 0.01 and abs(e.var().item() - 1.0) < 0.03
+    for threshold in (1.0 / 128.0, 0.1, 1.0, 4.0):  # P(E < t) = 1 - exp(-t)
+        expect = 1.0 - torch.exp(torch.tensor(-threshold, dtype=torch.float64)).item()
+        assert abs((e < threshold).double().mean().item() - expect) < 4 * (expect * (1 - expect) / n) ** 0.5 + 1e-4
+    assert torch.equal(e, draw(11))
+    assert abs(torch.corrcoef(torch.stack([e, draw(12)]))[0, 1].item()) < 0.01
 
 
 def test_paged_kv_indices(ops) -> None:  # noqa: ANN001
