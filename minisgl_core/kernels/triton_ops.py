@@ -87,16 +87,24 @@ def _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache, HALF: tl.constexpr):
     return tl.load(cos_ptr + pos * stride_cache + cols), tl.load(sin_ptr + pos * stride_cache + cols)
 
 
+@triton.jit
+def _rope_heads_into(src, stride_h, dst, num_heads, w_ptr, cos, sin, eps,
+                     HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """Norm + RoPE of one token's heads at ``src`` (head stride ``stride_h``) into ``dst`` (contiguous heads)."""
+    x1, x2, mask, heads, cols = _norm_rope_heads(
+        src, stride_h, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
+    )
+    _store_halves(dst, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+
+
 @triton.jit(do_not_specialize_on_alignment=["pos_ptr"])
 def _norm_rope_kernel(x_ptr, w_ptr, cos_ptr, sin_ptr, pos_ptr, out_ptr, stride_t, stride_h, stride_cache,
                       num_heads, eps, HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
     """Program t: all heads of token t."""
     t = tl.program_id(0)
     cos, sin = _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache, HALF)
-    x1, x2, mask, heads, cols = _norm_rope_heads(
-        x_ptr + t * stride_t, stride_h, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
-    )
-    _store_halves(out_ptr + t * num_heads * 2 * HALF, heads, cols, mask, 2 * HALF, x1, x2, HALF)
+    _rope_heads_into(x_ptr + t * stride_t, stride_h, out_ptr + t * num_heads * 2 * HALF, num_heads, w_ptr, cos, sin,
+                     eps, HAS_NORM, HALF, BLOCK_H)  # fmt: skip
 
 
 def norm_rope(
@@ -120,16 +128,6 @@ def norm_rope(
         cos.stride(0), heads, eps, HAS_NORM=weight is not None, HALF=dim // 2, BLOCK_H=triton.next_power_of_2(heads),
     )  # fmt: skip
     return out
-
-
-@triton.jit
-def _rope_queries(src, dst, num_heads, w_ptr, cos, sin, eps,
-                  HAS_NORM: tl.constexpr, HALF: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
-    """Norm + RoPE of one token's query heads at ``src`` into ``dst`` (contiguous heads)."""
-    x1, x2, mask, heads, cols = _norm_rope_heads(
-        src, 2 * HALF, num_heads, w_ptr, cos, sin, eps, HAS_NORM, HALF, BLOCK_H
-    )
-    _store_halves(dst, heads, cols, mask, 2 * HALF, x1, x2, HALF)
 
 
 @triton.jit
@@ -162,8 +160,8 @@ def _rope_store_kernel(q_ptr, k_ptr, v_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, po
     cos, sin = _cos_sin(cos_ptr, sin_ptr, pos_ptr, t, stride_cache_pos, HALF)
     # the branches only call functions: Triton needs names bound in both branches to have one shape
     if tl.program_id(1) == 0:
-        _rope_queries(q_ptr + t * stride_q, q_out_ptr + t * num_heads * 2 * HALF, num_heads, qw_ptr, cos, sin, eps,
-                      HAS_NORM, HALF, BLOCK_Q)  # fmt: skip
+        _rope_heads_into(q_ptr + t * stride_q, 2 * HALF, q_out_ptr + t * num_heads * 2 * HALF, num_heads, qw_ptr,
+                         cos, sin, eps, HAS_NORM, HALF, BLOCK_Q)  # fmt: skip
     else:
         _rope_store_kv(k_ptr + t * stride_k, v_ptr + t * stride_v, k_out_ptr + t * num_kv_heads * 2 * HALF,
                        k_cache_ptr, v_cache_ptr, slot_ptr + t, stride_kc, stride_vc, num_kv_heads, kw_ptr, cos, sin,

@@ -155,18 +155,21 @@ class FlashInferAttention(AttentionBackend):
         planned = self.graph_decode[bs] = _Planned(wrapper)
         self._plan_decode(planned, batch)  # FlashInfer's own plan sets the wrapper up
         if self._replanner is not None and supported(wrapper):  # replays will be planned the same way
-            planned.wait()
-            self._replanner.replan(wrapper, batch, capture=True)
-            planned.record()
+            self._replan(planned, batch, capture=True)
 
     @torch.inference_mode()  # the fixed buffers are inference tensors (created while capturing)
     def prepare_replay(self, batch: ForwardBatch) -> None:
         planned = self.graph_decode[batch.batch_size]
         if self._replanner is None or not supported(planned.wrapper):
             self._plan_decode(planned, batch)
-            return
+        else:
+            self._replan(planned, batch)
+
+    def _replan(self, planned: _Planned, batch: ForwardBatch, capture: bool = False) -> None:
+        """The fast re-plan of a graph wrapper, once its previous plan has left FlashInfer's pinned buffer."""
+        assert self._replanner is not None
         planned.wait()
-        self._replanner.replan(planned.wrapper, batch)
+        self._replanner.replan(planned.wrapper, batch, capture)
         planned.record()
         self.active = planned.wrapper
 
