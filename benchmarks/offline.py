@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> dict:
         page_size=args.page_size,
         disable_overlap=args.disable_overlap,
         cuda_graph_max_bs=args.cuda_graph_max_bs,
+        disable_prefill_graph=args.disable_prefill_graph,
         max_running_requests=args.max_running_requests,
         max_prefill_tokens=args.max_prefill_tokens,
         kv_memory_fraction=args.kv_memory_fraction,
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> dict:
         "page_size": args.page_size,
         "overlap": not args.disable_overlap,
         "cuda_graphs": engine.graph_runner is not None,
+        "prefill_graph": _prefill_graph_use(engine.prefill_graph),
         "tp": args.tp,
         "num_seqs": args.num_seqs,
         "output_tokens": total,
@@ -108,6 +110,13 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _prefill_graph_use(runner: object) -> dict | None:
+    """Steps the prefill graph served / fell back on (over the warm-up and the measured run)."""
+    if runner is None:
+        return None
+    return {"replays": runner.replays, "fallbacks": runner.fallbacks}  # type: ignore[attr-defined]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(Path(__file__).parent / "models" / "qwen3-0.6b"), help="config folder")
@@ -116,6 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--disable-overlap", action="store_true")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
+    p.add_argument("--disable-prefill-graph", action="store_true", help="full prefill chunks run eagerly")
     p.add_argument("--max-running-requests", type=int, default=256)
     p.add_argument("--max-prefill-tokens", type=int, default=8192)
     p.add_argument("--kv-memory-fraction", type=float, default=0.85)

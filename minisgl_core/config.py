@@ -76,6 +76,8 @@ class EngineConfig:
     disable_overlap: bool = False
     cuda_graph_max_bs: int | None = None
     """Largest decode batch captured in a CUDA graph; 0 disables graphs, ``None`` picks a default."""
+    disable_prefill_graph: bool = False
+    """Run prefill chunks of ``max_prefill_tokens`` tokens eagerly instead of replaying a CUDA graph."""
     tp: int = 1
     """Tensor-parallel size: one engine process per rank (rank 0 schedules and samples for the group)."""
     nnodes: int = 1

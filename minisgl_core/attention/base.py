@@ -4,7 +4,9 @@ A backend computes attention over the paged KV cache. The engine calls :meth:`At
 once per step (host-side planning, metadata shared by all layers), then every attention layer writes the
 step's keys/values into the pool and calls :meth:`AttentionBackend.forward`, which attends. Backends that can
 run decode inside CUDA graphs keep their metadata in buffers allocated once by
-:meth:`AttentionBackend.init_cuda_graph` and refilled in place by :meth:`AttentionBackend.prepare_replay`.
+:meth:`AttentionBackend.init_cuda_graph` and refilled in place by :meth:`AttentionBackend.prepare_replay`;
+backends that can run prefill chunks inside a CUDA graph do the same through the three ``*prefill_graph*``
+methods.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class AttentionBackend(ABC):
 
     supports_cuda_graph: bool = False
     """True when decode steps may be captured: then the three graph methods below must be implemented."""
+    supports_prefill_graph: bool = False
+    """True when prefill steps of a fixed token count may be captured: then the three prefill-graph methods
+    below must be implemented."""
 
     @abstractmethod
     def prepare(self, batch: ForwardBatch) -> None:
@@ -86,3 +91,20 @@ class AttentionBackend(ABC):
         """Refill the fixed buffers from a real decode batch (padded to ``batch.padded_batch_size``) before
         the graph captured for that size replays. Must not allocate or synchronise."""
         raise NotImplementedError(f"{type(self).__name__} does not support CUDA graphs")
+
+    def init_prefill_graph(self, max_requests: int) -> None:
+        """Allocate fixed buffers for prefill steps of up to ``max_requests`` requests (once, before the
+        capture). Called by the engine process at start-up, under ``torch.inference_mode()``, like the two
+        methods below."""
+        raise NotImplementedError(f"{type(self).__name__} does not capture prefill steps")
+
+    def prepare_prefill_capture(self, batch: ForwardBatch) -> None:
+        """Like :meth:`prepare` for the dummy prefill batch about to be captured, planned as a batch of
+        ``batch.padded_batch_size`` requests (the real ones, then empty ones) in the fixed buffers."""
+        raise NotImplementedError(f"{type(self).__name__} does not capture prefill steps")
+
+    def prepare_prefill_replay(self, batch: ForwardBatch) -> bool:
+        """Plan a real prefill batch (the captured token count, padded to ``batch.padded_batch_size``
+        requests) into the fixed buffers. Returns False when the captured launch cannot serve it: the engine
+        then calls :meth:`prepare` and runs the step without the graph. Must not wait for earlier steps to finish."""
+        raise NotImplementedError(f"{type(self).__name__} does not capture prefill steps")

@@ -19,6 +19,7 @@ from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
+from minisgl_core.engine.prefill_graph import MAX_REQUESTS, PrefillGraphRunner, dummy_prefill_plan
 from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
 from minisgl_core.kv import KVPool, PageTable
 from minisgl_core.model_config import ModelConfig
@@ -97,6 +98,7 @@ class Engine:
         self.sampler = Sampler(self.device, config.seed)
         self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
         self.graph_runner: CudaGraphRunner | None = None
+        self.prefill_graph: PrefillGraphRunner | None = None
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -117,7 +119,29 @@ class Engine:
         logger.info("warmed up kernels in %.1f s", time.perf_counter() - start)
 
     def capture_cuda_graphs(self) -> None:
-        """Capture decode graphs when the device, the decode backend and the config allow it."""
+        """Capture decode graphs and the prefill graph where the device, the backends and the config allow."""
+        self._capture_decode_graphs()
+        self._capture_prefill_graph()
+
+    def _capture_prefill_graph(self) -> None:
+        if self.device.type != "cuda" or self.config.disable_prefill_graph:
+            return
+        if not self.prefill_attn.supports_prefill_graph:
+            logger.info("prefill graph off: attention backend %s cannot be captured", type(self.prefill_attn).__name__)
+            return
+        max_requests = min(MAX_REQUESTS, self.config.max_running_requests)
+        tokens = self.config.max_prefill_tokens
+        plan = dummy_prefill_plan(tokens, self.max_model_len, self.page_table.dummy_row, max_requests)
+        if plan is None:
+            logger.info("prefill graph off: %d tokens do not fit %d dummy requests", tokens, max_requests)
+            return
+        runner = PrefillGraphRunner(self.model, self.prefill_attn, tokens, max_requests, self.device)
+        batch = self.make_batch(plan)
+        batch.attn = self.prefill_attn
+        runner.capture(batch)
+        self.prefill_graph = runner
+
+    def _capture_decode_graphs(self) -> None:
         max_bs = self.config.cuda_graph_max_bs
         if max_bs is None:
             max_bs = self.config.max_running_requests
@@ -242,8 +266,13 @@ class Engine:
         else:
             batch = self.make_batch(plan)
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
-            batch.attn.prepare(batch)
-            logits = self.model(batch)
+            prefill_graph = self.prefill_graph
+            graph_logits = prefill_graph.replay(batch) if prefill_graph and prefill_graph.can_run(plan) else None
+            if graph_logits is None:
+                batch.attn.prepare(batch)
+                logits = self.model(batch)
+            else:
+                logits = graph_logits
         sampling = plan.sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
         broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens
