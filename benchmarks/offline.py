@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
         page_size=args.page_size,
         disable_overlap=args.disable_overlap,
         cuda_graph_max_bs=args.cuda_graph_max_bs,
-        disable_prefill_graph=args.disable_prefill_graph,
+        prefill_graph=args.prefill_graph,
         max_running_requests=args.max_running_requests,
         max_prefill_tokens=args.max_prefill_tokens,
         kv_memory_fraction=args.kv_memory_fraction,
@@ -125,7 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--disable-overlap", action="store_true")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
-    p.add_argument("--disable-prefill-graph", action="store_true", help="full prefill chunks run eagerly")
+    p.add_argument("--prefill-graph", action="store_true", help="replay full prefill chunks from a CUDA graph")
     p.add_argument("--max-running-requests", type=int, default=256)
     p.add_argument("--max-prefill-tokens", type=int, default=8192)
     p.add_argument("--kv-memory-fraction", type=float, default=0.85)

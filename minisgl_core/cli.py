@@ -81,9 +81,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--disable-overlap", action="store_true", help="read each step's results before the next")
     g.add_argument("--cuda-graph-max-bs", type=int, default=None, help="largest CUDA-graph decode batch (0 = off)")
-    g.add_argument(
-        "--disable-prefill-graph", action="store_true", help="run full prefill chunks without their CUDA graph"
-    )
+    g.add_argument("--prefill-graph", action="store_true", help="replay full prefill chunks from a CUDA graph (opt-in)")
     g.add_argument("--tp", type=int, default=1, help="tensor-parallel size (one engine process per rank)")
     g.add_argument("--nnodes", type=int, default=1, help="nodes the tensor-parallel group spans")
     g.add_argument("--node-rank", type=int, default=0, help="this node's index (0 schedules and serves)")

@@ -76,8 +76,10 @@ class EngineConfig:
     disable_overlap: bool = False
     cuda_graph_max_bs: int | None = None
     """Largest decode batch captured in a CUDA graph; 0 disables graphs, ``None`` picks a default."""
-    disable_prefill_graph: bool = False
-    """Run prefill chunks of ``max_prefill_tokens`` tokens eagerly instead of replaying a CUDA graph."""
+    prefill_graph: bool = False
+    """Replay prefill chunks of exactly ``max_prefill_tokens`` tokens from one CUDA graph (CUDA, with a
+    backend that supports it). Opt-in: it frees the host during prefill, but measured slower overall on an
+    H200 whose host kept up without it (see ``docs/performance.md``)."""
     tp: int = 1
     """Tensor-parallel size: one engine process per rank (rank 0 schedules and samples for the group)."""
     nnodes: int = 1

@@ -50,6 +50,17 @@ def test_policy_options_parse_into_the_engine_config() -> None:
     assert config.cache_options == {} and config.scheduler_options == {}
 
 
+def test_graph_flags_parse_into_the_engine_config() -> None:
+    from minisgl_core.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(["serve", "--model", "demo"]))
+    assert config.prefill_graph is False and config.cuda_graph_max_bs is None  # prefill graph is opt-in
+    args = parser.parse_args(["serve", "--model", "demo", "--prefill-graph", "--cuda-graph-max-bs", "0"])
+    config = config_from_args(args)
+    assert config.prefill_graph is True and config.cuda_graph_max_bs == 0
+
+
 def test_malformed_policy_options_are_clean_errors(capsys: pytest.CaptureFixture[str]) -> None:
     from minisgl_core.cli import build_parser
 

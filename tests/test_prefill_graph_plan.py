@@ -49,3 +49,17 @@ def test_the_graph_serves_prefill_steps_of_its_size_and_request_limit_only() -> 
     assert not runner.can_run(_plan(Phase.PREFILL, [10, 20, 30, 3]))  # another size: eager
     assert not runner.can_run(_plan(Phase.PREFILL, [16] * 4 + [0]))  # more requests than captured
     assert not runner.can_run(_plan(Phase.DECODE, [1] * 64))
+
+
+def test_engines_without_a_capturable_backend_or_room_for_the_dummy_chunk_get_no_graph(caplog) -> None:  # noqa: ANN001
+    from minisgl_core import LLM
+    from minisgl_core.engine.prefill_graph import build_prefill_graph
+
+    llm = LLM("demo", device="cpu", attention="torch", max_prefill_tokens=4096, max_model_len=64, prefill_graph=True)
+    engine = llm.runtime.engine
+    assert engine.prefill_graph is None  # CPU: nothing is captured
+    with caplog.at_level("INFO", logger="minisgl.engine"):
+        assert build_prefill_graph(engine) is None
+        engine.prefill_attn.supports_prefill_graph = True  # as if it could: 4096 tokens need 66 dummy requests
+        assert build_prefill_graph(engine) is None
+    assert "cannot be captured" in caplog.text and "do not fit 64 dummy requests" in caplog.text

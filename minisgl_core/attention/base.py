@@ -106,5 +106,6 @@ class AttentionBackend(ABC):
     def prepare_prefill_replay(self, batch: ForwardBatch) -> bool:
         """Plan a real prefill batch (the captured token count, padded to ``batch.padded_batch_size``
         requests) into the fixed buffers. Returns False when the captured launch cannot serve it: the engine
-        then calls :meth:`prepare` and runs the step without the graph. Must not wait for earlier steps to finish."""
+        then calls :meth:`prepare` and runs the step without the graph. Must not wait for earlier steps to
+        finish."""
         raise NotImplementedError(f"{type(self).__name__} does not capture prefill steps")

@@ -19,7 +19,7 @@ from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.prefill_graph import MAX_REQUESTS, PrefillGraphRunner, dummy_prefill_plan
+from minisgl_core.engine.prefill_graph import PrefillGraphRunner, build_prefill_graph
 from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
 from minisgl_core.kv import KVPool, PageTable
 from minisgl_core.model_config import ModelConfig
@@ -124,22 +124,8 @@ class Engine:
         self._capture_prefill_graph()
 
     def _capture_prefill_graph(self) -> None:
-        if self.device.type != "cuda" or self.config.disable_prefill_graph:
-            return
-        if not self.prefill_attn.supports_prefill_graph:
-            logger.info("prefill graph off: attention backend %s cannot be captured", type(self.prefill_attn).__name__)
-            return
-        max_requests = min(MAX_REQUESTS, self.config.max_running_requests)
-        tokens = self.config.max_prefill_tokens
-        plan = dummy_prefill_plan(tokens, self.max_model_len, self.page_table.dummy_row, max_requests)
-        if plan is None:
-            logger.info("prefill graph off: %d tokens do not fit %d dummy requests", tokens, max_requests)
-            return
-        runner = PrefillGraphRunner(self.model, self.prefill_attn, tokens, max_requests, self.device)
-        batch = self.make_batch(plan)
-        batch.attn = self.prefill_attn
-        runner.capture(batch)
-        self.prefill_graph = runner
+        if self.device.type == "cuda" and self.config.prefill_graph:
+            self.prefill_graph = build_prefill_graph(self)
 
     def _capture_decode_graphs(self) -> None:
         max_bs = self.config.cuda_graph_max_bs
@@ -266,13 +252,11 @@ class Engine:
         else:
             batch = self.make_batch(plan)
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
-            prefill_graph = self.prefill_graph
-            graph_logits = prefill_graph.replay(batch) if prefill_graph and prefill_graph.can_run(plan) else None
-            if graph_logits is None:
+            graph = self.prefill_graph
+            logits = graph.replay(batch) if graph is not None and graph.can_run(plan) else None
+            if logits is None:  # no graph for this step, or the backend could not plan it for the graph
                 batch.attn.prepare(batch)
                 logits = self.model(batch)
-            else:
-                logits = graph_logits
         sampling = plan.sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
         broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens

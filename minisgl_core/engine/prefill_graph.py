@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,6 +25,9 @@ from minisgl_core.engine.batch import ForwardBatch, Phase
 from minisgl_core.engine.plan import StepPlan
 from minisgl_core.engine.sampler import SamplingBatch
 from minisgl_core.sampling_params import SamplingParams
+
+if TYPE_CHECKING:
+    from minisgl_core.engine.engine import Engine
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -131,3 +135,22 @@ class PrefillGraphRunner:
         self.graph.replay()
         self.replays += 1
         return self.logits[: batch.sample_indices.numel()]
+
+
+def build_prefill_graph(engine: Engine) -> PrefillGraphRunner | None:
+    """Capture the prefill graph of ``engine`` (CUDA, at start-up, after its warm-up), or log why not."""
+    backend = engine.prefill_attn
+    if not backend.supports_prefill_graph:
+        logger.info("prefill graph off: attention backend %s cannot be captured", type(backend).__name__)
+        return None
+    max_requests = min(MAX_REQUESTS, engine.config.max_running_requests)
+    tokens = engine.config.max_prefill_tokens
+    plan = dummy_prefill_plan(tokens, engine.max_model_len, engine.page_table.dummy_row, max_requests)
+    if plan is None:
+        logger.info("prefill graph off: %d tokens do not fit %d dummy requests", tokens, max_requests)
+        return None
+    runner = PrefillGraphRunner(engine.model, backend, tokens, max_requests, engine.device)
+    batch = engine.make_batch(plan)
+    batch.attn = backend
+    runner.capture(batch)
+    return runner

@@ -87,8 +87,8 @@ def test_engine_replays_full_prefill_chunks_with_unchanged_greedy_output(tmp_pat
         llm.scheduler.check_memory()
         return tokens, llm.runtime.engine.prefill_graph
 
-    with_graph, runner = generate()
-    without_graph, none = generate(disable_prefill_graph=True)
+    with_graph, runner = generate(prefill_graph=True)
+    without_graph, none = generate()  # the default: no prefill graph
     assert none is None and runner is not None
     assert runner.replays >= 5 and runner.fallbacks == 0, (runner.replays, runner.fallbacks)
     assert with_graph == without_graph
