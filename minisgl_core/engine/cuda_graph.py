@@ -8,6 +8,7 @@ buffers (one pinned copy), writes the page table and lets the attention backend 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +36,21 @@ def graph_batch_sizes(max_bs: int) -> list[int]:
     if not sizes or sizes[-1] != max_bs:
         sizes.append(max_bs)
     return sorted(set(sizes))
+
+
+def capture_graph(
+    forward: Callable[[], torch.Tensor], stream: torch.cuda.Stream, pool: object = None
+) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Run ``forward`` once on ``stream`` (lazy initialisation, autotuning), then capture it into a graph
+    (in memory ``pool`` when given); returns the graph and the output tensor it writes on every replay."""
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        forward()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool, stream=stream):
+        out = forward()
+    return graph, out
 
 
 class CudaGraphRunner:
@@ -137,13 +153,7 @@ class CudaGraphRunner:
             self._fill(bs, [], torch.empty(0, dtype=torch.int64), [])
             batch = self._batch(bs, [1] * bs)
             self.backend.prepare_capture(batch)
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                self._forward(batch)  # warm-up outside the graph (lazy initialisation, autotuning)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool, stream=stream):
-                out = self._forward(batch)
+            graph, out = capture_graph(functools.partial(self._forward, batch), stream, pool)
             pool = graph.pool()
             self.graphs[bs] = graph
             self.outputs[bs] = out

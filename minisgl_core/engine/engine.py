@@ -121,9 +121,6 @@ class Engine:
     def capture_cuda_graphs(self) -> None:
         """Capture decode graphs and the prefill graph where the device, the backends and the config allow."""
         self._capture_decode_graphs()
-        self._capture_prefill_graph()
-
-    def _capture_prefill_graph(self) -> None:
         if self.device.type == "cuda" and self.config.prefill_graph:
             self.prefill_graph = build_prefill_graph(self)
 

@@ -22,6 +22,7 @@ import torch
 
 from minisgl_core.attention.base import AttentionBackend
 from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.engine.cuda_graph import capture_graph
 from minisgl_core.engine.plan import StepPlan
 from minisgl_core.engine.sampler import SamplingBatch
 from minisgl_core.sampling_params import SamplingParams
@@ -109,16 +110,8 @@ class PrefillGraphRunner:
         self.backend.init_prefill_graph(self.max_requests)
         fixed = self._fixed(batch)
         self.backend.prepare_prefill_capture(fixed)
-        stream = torch.cuda.Stream(self.input_ids.device)
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            self.model(fixed)  # warm-up outside the graph
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):
-            self.logits = self.model(fixed)
+        self.graph, self.logits = capture_graph(lambda: self.model(fixed), torch.cuda.Stream(self.input_ids.device))
         torch.cuda.synchronize(self.input_ids.device)
-        self.graph = graph
         logger.info(
             "captured the prefill graph (%d tokens, up to %d requests) in %.2f s",
             self.num_tokens, self.max_requests, time.perf_counter() - start,

@@ -202,28 +202,31 @@ class FlashInferAttention(AttentionBackend):
 
     @torch.inference_mode()
     def prepare_prefill_capture(self, batch: ForwardBatch) -> None:
-        self._plan_prefill_graph(batch)
-        self._prefill_plan_info = list(self.active._plan_info)
+        wrapper = self._plan_prefill_graph(batch)
+        assert wrapper is not None, "the dummy capture batch fits the index buffer"
+        self._prefill_plan_info = list(wrapper._plan_info)
 
     @torch.inference_mode()
     def prepare_prefill_replay(self, batch: ForwardBatch) -> bool:
-        if not self._plan_prefill_graph(batch):
+        wrapper = self._plan_prefill_graph(batch)
+        if wrapper is None:
             return False
-        if list(self.active._plan_info) != self._prefill_plan_info:  # the captured launch would not fit it
+        if list(wrapper._plan_info) != self._prefill_plan_info:  # the captured launch would not fit it
             logger.info("prefill step planned differently from the captured graph: running it eagerly")
             return False
         return True
 
-    def _plan_prefill_graph(self, batch: ForwardBatch) -> bool:
+    def _plan_prefill_graph(self, batch: ForwardBatch) -> Any:
         """Plan ``batch`` padded with empty requests (no query tokens, one KV token in page 0) to
-        ``batch.padded_batch_size`` requests, in the graph wrapper's fixed buffers."""
+        ``batch.padded_batch_size`` requests, in the graph wrapper's fixed buffers; returns the wrapper (now
+        :attr:`active`), or ``None`` when the page indices do not fit its buffer."""
         planned = self.graph_prefill
         assert planned is not None and batch.padded_batch_size is not None, "init_prefill_graph first"
         n, padded = batch.batch_size, batch.padded_batch_size
         kv_indptr, last, indices = self._paged_layout(batch)
         total = int(kv_indptr[-1])
         if total + padded - n > self._prefill_index_capacity:
-            return False
+            return None
         qo = np.zeros(padded + 1, dtype=np.int32)
         np.cumsum(batch.q_lens_host, out=qo[1 : n + 1])
         qo[n + 1 :] = qo[n]
@@ -240,7 +243,7 @@ class FlashInferAttention(AttentionBackend):
             self.ctx.head_dim, args["page_size"], causal=True, q_data_type=args["q_data_type"],
             kv_data_type=args["kv_data_type"],
         )  # fmt: skip
-        return True
+        return self.active
 
     # -- attention --------------------------------------------------------------------------------------
 
