@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> dict:
         page_size=args.page_size,
         disable_overlap=args.disable_overlap,
         cuda_graph_max_bs=args.cuda_graph_max_bs,
-        prefill_graph=args.prefill_graph,
         max_running_requests=args.max_running_requests,
         max_prefill_tokens=args.max_prefill_tokens,
         kv_memory_fraction=args.kv_memory_fraction,
@@ -97,7 +96,6 @@ def run(args: argparse.Namespace) -> dict:
         "page_size": args.page_size,
         "overlap": not args.disable_overlap,
         "cuda_graphs": engine.graph_runner is not None,
-        "prefill_graph": _prefill_graph_use(engine.prefill_graph),
         "tp": args.tp,
         "num_seqs": args.num_seqs,
         "output_tokens": total,
@@ -110,13 +108,6 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _prefill_graph_use(runner: object) -> dict | None:
-    """Steps the prefill graph served / fell back on (over the warm-up and the measured run)."""
-    if runner is None:
-        return None
-    return {"replays": runner.replays, "fallbacks": runner.fallbacks}  # type: ignore[attr-defined]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(Path(__file__).parent / "models" / "qwen3-0.6b"), help="config folder")
@@ -125,7 +116,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--disable-overlap", action="store_true")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
-    p.add_argument("--prefill-graph", action="store_true", help="replay full prefill chunks from a CUDA graph")
     p.add_argument("--max-running-requests", type=int, default=256)
     p.add_argument("--max-prefill-tokens", type=int, default=8192)
     p.add_argument("--kv-memory-fraction", type=float, default=0.85)

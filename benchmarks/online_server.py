@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from minisgl_core.procutil import stop_process_group
+from minisgl_core.parallel import stop_process_group
 
 READY = re.compile(r"minisgl ready: (http://\S+)")
 METRICS = {
@@ -99,7 +99,7 @@ def model_vocab_size(serve_args: list[str]) -> int | None:
         return None
     model = serve_args[serve_args.index("--model") + 1]
     if model == "demo":
-        from minisgl_core.demo import demo_dir
+        from minisgl_core.checkpoint import demo_dir
 
         path = demo_dir() / "config.json"
     else:

@@ -1,16 +1,21 @@
 """minisgl: a small, fast, plugin-based LLM inference engine.
 
 Public API: :class:`LLM`, :class:`SamplingParams`, :class:`RequestOutput`, and ``hookimpl`` for plugins.
+What plugins implement and receive is in :mod:`minisgl_core.contracts`.
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from minisgl_core.hookspecs import hookimpl
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.contracts.hookspecs import hookimpl
+from minisgl_core.contracts.sampling import SamplingParams
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("minisgl-core")
+except metadata.PackageNotFoundError:  # a checkout that is not installed
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:
     from minisgl_core.llm import LLM, RequestOutput

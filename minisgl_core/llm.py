@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
 from minisgl_core.config import EngineConfig
-from minisgl_core.detokenizer import IncrementalDetokenizer
-from minisgl_core.request import FinishReason, Req, TokenLogprob
+from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.runtime import Runtime, build_runtime
-from minisgl_core.sampling_params import SamplingParams
-from minisgl_core.tokenizer import load_tokenizer
+from minisgl_core.scheduling import Scheduler
+from minisgl_core.text import IncrementalDetokenizer, load_tokenizer
 
 Prompt = str | Sequence[int]
 
@@ -36,33 +36,15 @@ class RequestOutput:
 
 
 class LLM:
-    """An engine in this process. Keyword arguments are :class:`minisgl_core.config.EngineConfig` fields.
+    """An engine in this process. Keyword arguments are :class:`minisgl_core.config.EngineConfig` fields (or
+    their vLLM/SGLang aliases, e.g. ``tensor_parallel_size``); their defaults are EngineConfig's.
 
     >>> llm = LLM("demo", attention="torch", cache="radix")
     >>> out = llm.generate("Hello", SamplingParams(temperature=0.0, max_tokens=8))[0]
     """
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        attention: str = "auto",
-        cache: str = "radix",
-        scheduler: str = "fcfs",
-        dtype: str = "auto",
-        device: str | None = None,
-        page_size: int = 1,
-        max_prefill_tokens: int = 8192,
-        **kwargs: Any,
-    ) -> None:
-        known = {f.name for f in fields(EngineConfig)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ValueError(f"unknown LLM arguments: {', '.join(unknown)}")
-        self.config = EngineConfig(
-            model=model, attention=attention, cache=cache, scheduler=scheduler, dtype=dtype, device=device,
-            page_size=page_size, max_prefill_tokens=max_prefill_tokens, **kwargs,
-        )  # fmt: skip
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        self.config = EngineConfig.from_kwargs(model=model, **kwargs)
         self.runtime: Runtime = build_runtime(self.config)
         if self.runtime.followers:
             weakref.finalize(self, self.runtime.shutdown)
@@ -79,7 +61,8 @@ class LLM:
         self.shutdown()
 
     @property
-    def scheduler(self):  # noqa: ANN201 - the core scheduler, for tests and introspection
+    def scheduler(self) -> Scheduler:
+        """The core scheduler, for tests and introspection."""
         return self.runtime.scheduler
 
     def generate(

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from minisgl_core.engine.batch import ForwardBatch
+from minisgl_core.checkpoint import load_by_name
+from minisgl_core.contracts import CausalLM, ForwardBatch, ModelConfig, ModelContext
 from minisgl_core.layers import (
     AttentionLayer,
     MergedColumnParallelLinear,
@@ -20,9 +21,6 @@ from minisgl_core.layers import (
     SiluAndMul,
     VocabParallelEmbedding,
 )
-from minisgl_core.model_config import ModelConfig
-from minisgl_core.models import CausalLM, ModelContext
-from minisgl_core.weights import load_by_name
 
 STACKED_WEIGHTS = {
     ".q_proj.": (".qkv_proj.", "q"),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from minisgl_core import hookimpl
 
 if TYPE_CHECKING:  # torch and the layers load only when the model is built
-    from minisgl_core.models import ModelContext
+    from minisgl_core.contracts import ModelContext
     from minisgl_models.decoder import DecoderForCausalLM
 
 

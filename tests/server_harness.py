@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from minisgl_core.procutil import stop_process_group
+from minisgl_core.parallel import stop_process_group
 
 READY = re.compile(r"minisgl ready: (http://\S+)")
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from minisgl_core import hookimpl
-from minisgl_core.attention.torch_backend import TorchAttention
-from minisgl_core.cache.base import CachePolicy
-from minisgl_core.cache.radix import RadixCache
+from minisgl_core.builtin.radix_cache import RadixCache
+from minisgl_core.builtin.torch_attention import TorchAttention
+from minisgl_core.contracts import SchedulingPolicy
+from minisgl_core.contracts.cache import CachePolicy
 from minisgl_core.plugins import register_plugin, unregister_plugin
-from minisgl_core.scheduling import SchedulingPolicy
 from minisgl_core.testing import AttentionBackendSuite, CachePolicySuite, ModelPluginSuite, SchedulerSuite
 from minisgl_core.testing.model_suite import Reference
 from minisgl_core.testing.tiny_models import save_random_model, tiny_config

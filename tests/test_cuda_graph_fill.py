@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from minisgl_core.engine.cuda_graph import HOST_RING, CudaGraphRunner, graph_batch_sizes
+from minisgl_core.contracts import HOST_RING
+from minisgl_core.engine.cuda_graph import CudaGraphRunner, graph_batch_sizes
+from minisgl_core.kv import PageTable
 
 
 def test_batch_sizes_cover_every_batch() -> None:
@@ -14,10 +16,11 @@ def test_batch_sizes_cover_every_batch() -> None:
 
 
 def test_fill_pads_with_dummy_requests_and_writes_the_page_table() -> None:
-    table = torch.zeros((6, 32), dtype=torch.int32)
+    page_table = PageTable(5, 32, torch.device("cpu"))  # rows 0-4 and the dummy row 5
+    table = page_table.device_table
     runner = CudaGraphRunner(
-        model=lambda batch: batch.input_ids, backend=None, kv_pool=None, page_table=table,  # type: ignore[arg-type]
-        last_token=torch.zeros(6, dtype=torch.int64), dummy_row=5, page_size=1, max_bs=8, device=torch.device("cpu"),
+        model=lambda batch: batch.input_ids, backend=None, kv_pool=None, page_table=page_table,  # type: ignore[arg-type]
+        last_token=torch.zeros(6, dtype=torch.int64), page_size=1, max_bs=8, device=torch.device("cpu"),
     )  # fmt: skip
     for step in range(HOST_RING + 2):  # the host buffers are reused in turn
         rows, kv_lens = [2, 0, 3], [4 + step, 9 + step, 1 + step]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minisgl_core.detokenizer import IncrementalDetokenizer
 from minisgl_core.testing.tiny_models import byte_tokenizer
+from minisgl_core.text import IncrementalDetokenizer
 
 
 @pytest.fixture(scope="module")

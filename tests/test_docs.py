@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from doc_runner import TutorialRunner, code_blocks
 
-from minisgl_core import hookspecs
+from minisgl_core.contracts import hookspecs
 from minisgl_core.plugins import loaded_plugins, register_plugin, unregister_plugin
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from minisgl_core import LLM, SamplingParams
-from minisgl_core.attention.select import backends_for_device
+from minisgl_core.plugins.select import backends_for_device
 
 pytestmark = pytest.mark.gpu
 

@@ -99,7 +99,7 @@ def test_negative_max_tokens_raises() -> None:
         ({"scheduler": "nope"}, "Unknown scheduler 'nope'. Available: .*fcfs"),
         ({"page_size": 0}, "page_size"),
         ({"dtype": "float64"}, "dtype"),
-        ({"bogus": 1}, "unknown LLM arguments: bogus"),
+        ({"bogus": 1}, "unknown EngineConfig setting 'bogus'"),
     ],
 )
 def test_bad_engine_arguments(tiny_qwen3, kwargs: dict, message: str) -> None:

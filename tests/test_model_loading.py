@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from minisgl_core import LLM, SamplingParams
+from minisgl_core.contracts.model_config import ModelConfig
 from minisgl_core.layers.rotary import rope_inv_freq
-from minisgl_core.model_config import ModelConfig
 
 SHARED_MODELS = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12, ignore_eos=True)

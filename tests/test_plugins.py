@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 
 from minisgl_core import LLM, SamplingParams, hookimpl
-from minisgl_core.cache.base import CacheContext
-from minisgl_core.cache.naive import NaiveCache
-from minisgl_core.plugins import register_plugin, unregister_plugin
-from minisgl_core.registry import CACHE, REGISTRIES, SCHEDULER, PluginConflictError
-from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
+from minisgl_core.builtin.naive_cache import NaiveCache
+from minisgl_core.contracts.cache import CacheContext
+from minisgl_core.contracts.scheduler import SchedulerContext, SchedulingPolicy
+from minisgl_core.plugins import (
+    CACHE,
+    SCHEDULER,
+    PluginConflictError,
+    lookup,
+    register_plugin,
+    registry,
+    unregister_plugin,
+)
 
 
 class CountingCache(NaiveCache):
@@ -109,9 +116,10 @@ def test_malformed_options_are_clear_errors(kwargs: dict, message: str) -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"cache": "radix", "cache_options": {"max_tokens": "9"}}, "the radix cache takes no options, got max_tokens"),
-        ({"cache": "naive", "cache_options": {"a": "1", "b": "2"}}, "the naive cache takes no options, got a, b"),
-        ({"scheduler": "fcfs", "scheduler_options": {"window": "8"}}, "the fcfs scheduler takes no options"),
+        ({"cache": "radix", "cache_options": {"max_tokens": "9"}}, "'radix' takes no options; unknown: max_tokens"),
+        ({"cache": "naive", "cache_options": {"a": "1", "b": "2"}}, "'naive' takes no options; unknown: a, b"),
+        ({"scheduler": "fcfs", "scheduler_options": {"window": "8"}}, "scheduler 'fcfs' takes no options"),
+        ({"attention": "torch", "attention_options": {"x": "1"}}, "attention backend 'torch' takes no options"),
     ],
 )
 def test_built_in_policies_reject_options(kwargs: dict, message: str) -> None:
@@ -120,10 +128,10 @@ def test_built_in_policies_reject_options(kwargs: dict, message: str) -> None:
 
 
 def test_unregister_removes_the_names(inline_plugin) -> None:
-    assert "test-counting" in REGISTRIES[CACHE]
+    assert "test-counting" in registry(CACHE)
     unregister_plugin(inline_plugin)
-    assert "test-counting" not in REGISTRIES[CACHE]
-    assert "test-shortest" not in REGISTRIES[SCHEDULER]
+    assert "test-counting" not in registry(CACHE)
+    assert "test-shortest" not in registry(SCHEDULER)
 
 
 def test_same_distribution_may_reregister_but_another_conflicts(inline_plugin) -> None:
@@ -134,12 +142,14 @@ def test_same_distribution_may_reregister_but_another_conflicts(inline_plugin) -
 
     register_plugin(Clash(), name="clash", distribution="other-dist")
     try:
-        with pytest.raises(PluginConflictError, match="'inline-test' and 'other-dist'"):
-            REGISTRIES[CACHE].get("test-counting")
+        with pytest.raises(
+            PluginConflictError, match=r"plugin 'inline-test' \(inline-test\) and plugin 'clash' \(other-dist\)"
+        ):
+            lookup(CACHE, "test-counting")
         assert isinstance(PluginConflictError("x"), ValueError)
     finally:
         unregister_plugin("clash")
-    assert REGISTRIES[CACHE].get("test-counting").factory is CountingCache
+    assert lookup(CACHE, "test-counting").factory is CountingCache
 
 
 def test_failing_register_hook_is_isolated(caplog) -> None:
@@ -151,10 +161,10 @@ def test_failing_register_hook_is_isolated(caplog) -> None:
 
     register_plugin(Broken(), name="broken-register")
     try:
-        assert "test-half" not in REGISTRIES[SCHEDULER]  # rolled back
-        assert "fcfs" in REGISTRIES[SCHEDULER]
+        assert "test-half" not in registry(SCHEDULER)  # rolled back
+        assert "fcfs" in registry(SCHEDULER)
         with pytest.raises(ValueError, match="failed to load: broken-register: RuntimeError: boom in register"):
-            REGISTRIES[SCHEDULER].get("nope")
+            lookup(SCHEDULER, "nope")
     finally:
         unregister_plugin("broken-register")
 
@@ -175,7 +185,7 @@ GOOD_CACHE = """
 
     @hookimpl
     def minisgl_register_cache_policies(register):
-        register("shared-name", "minisgl_core.cache.naive:NaiveCache")
+        register("shared-name", "minisgl_core.builtin.naive_cache:NaiveCache")
 """
 
 
@@ -203,7 +213,10 @@ def test_minisgl_plugins_lists_plugins_conflicts_and_failures(fake_site: Path) -
     assert "builtin  (minisgl-core" in out and "attention backends: torch" in out
     assert "qwen3  (minisgl-core" in out and "models: Qwen3ForCausalLM" in out
     assert "models: LlamaForCausalLM" in out
-    assert "CONFLICT  cache policy 'shared-name' registered by: minisgl-alpha, minisgl-beta" in out
+    assert (
+        "CONFLICT  cache policy 'shared-name' registered by: alpha_plugin (minisgl-alpha), beta_plugin (minisgl-beta)"
+        in out
+    )
     assert "minisgl-broken (broken_plugin): ImportError: needs a missing library" in out
     assert "minisgl plugin 'minisgl-broken (broken_plugin)' failed to load" in result.stderr
 
@@ -213,38 +226,38 @@ def test_unknown_name_error_lists_failures(fake_site: Path) -> None:
     assert result.returncode != 0
     assert "invalid choice: 'nope'" in result.stderr and "naive" in result.stderr
     code = (
-        "from minisgl_core.registry import REGISTRIES\n"
-        "try:\n    REGISTRIES['cache'].get('nope')\nexcept ValueError as e:\n    print(e)\n"
-        "try:\n    REGISTRIES['cache'].get('shared-name')\nexcept ValueError as e:\n    print(e)\n"
+        "from minisgl_core.plugins import lookup\n"
+        "try:\n    lookup('cache', 'nope')\nexcept ValueError as e:\n    print(e)\n"
+        "try:\n    lookup('cache', 'shared-name')\nexcept ValueError as e:\n    print(e)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(fake_site)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
     assert "Unknown cache policy 'nope'. Available: naive, radix, shared-name." in out
     assert "minisgl-broken (broken_plugin): ImportError: needs a missing library" in out
-    assert "'minisgl-alpha' and 'minisgl-beta'" in out
+    assert "plugin 'alpha_plugin' (minisgl-alpha) and plugin 'beta_plugin' (minisgl-beta)" in out
 
 
 def test_allow_list_limits_loading(fake_site: Path) -> None:
     result = run_minisgl(fake_site, "plugins", env={"MINISGL_PLUGINS": "qwen3,minisgl-alpha"})
     assert "qwen3" in result.stdout and "alpha_plugin" in result.stdout
-    assert "llama" not in result.stdout and "beta_plugin" not in result.stdout and "CONFLICT" not in result.stdout
+    assert "llama  (minisgl-core" in result.stdout  # the core distribution's own entry points always load
+    assert "beta_plugin" not in result.stdout and "CONFLICT" not in result.stdout
     assert "failed" not in result.stdout
 
 
 def _registered_in_child(queue) -> None:  # noqa: ANN001
-    from minisgl_core.plugins import failed_plugins
-    from minisgl_core.registry import REGISTRIES
+    from minisgl_core.plugins import failed_plugins, registry
 
-    queue.put((sorted(REGISTRIES["scheduler"].names()), failed_plugins()))
+    queue.put((sorted(registry("scheduler").names()), failed_plugins()))
 
 
 def test_spawned_workers_load_the_same_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "env_plugin.py").write_text(
         "from minisgl_core import hookimpl\n"
-        "from minisgl_core.scheduling.policy import FCFSPolicy\n"
+        "from minisgl_core.contracts import SchedulingPolicy\n"
         "@hookimpl\n"
         "def minisgl_register_schedulers(register):\n"
-        "    register('from-env', FCFSPolicy)\n"
+        "    register('from-env', SchedulingPolicy)\n"
     )
     monkeypatch.setenv("MINISGL_PLUGIN_MODULES", "env_plugin")
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned children inherit the parent's sys.path

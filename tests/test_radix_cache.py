@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from minisgl_core.cache.base import CacheContext, PrefixMatch
-from minisgl_core.cache.radix import RadixCache
+from minisgl_core.builtin.radix_cache import RadixCache
+from minisgl_core.contracts.cache import CacheContext, PrefixMatch
 
 
 def make(page_size: int = 1) -> RadixCache:

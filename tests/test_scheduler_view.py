@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from minisgl_core import LLM, SamplingParams, hookimpl
+from minisgl_core.contracts import SchedulerView, SchedulingPolicy
 from minisgl_core.plugins import register_plugin, unregister_plugin
-from minisgl_core.scheduling import SchedulerView, SchedulingPolicy
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)
 

@@ -10,7 +10,7 @@ import pytest
 from server_harness import ServerProcess, request
 
 from minisgl_core import LLM, SamplingParams
-from minisgl_core.tokenizer import apply_chat_template
+from minisgl_core.text import apply_chat_template
 
 GREEDY = {"temperature": 0.0}
 NO_EOS = {"ignore_eos": True}

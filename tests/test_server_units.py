@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.detokenizer_worker import Detokenizer
 from minisgl_core.server.messages import (
     TO_API,

@@ -17,17 +17,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from minisgl_core.attention.base import AttentionBackend
-from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.contracts.attention import HOST_RING, AttentionBackend
+from minisgl_core.contracts.batch import ForwardBatch, Phase
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.kv.pool import KVPool
+from minisgl_core.kv import KVPool, PageTable
 
 logger = logging.getLogger("minisgl.engine")
 
 _ROWS, _POSITIONS, _SLOTS, _KV_LENS = range(4)
-HOST_RING = 4
-"""Pinned host buffers used in turn for a per-step copy (here and in backends' re-plans): the scheduler runs
-at most one step ahead of the GPU, so a buffer is rewritten only after the copy that read it has run."""
 
 
 def graph_batch_sizes(max_bs: int) -> list[int]:
@@ -61,9 +58,8 @@ class CudaGraphRunner:
         model: Callable[[ForwardBatch], torch.Tensor],
         backend: AttentionBackend,
         kv_pool: KVPool,
-        page_table: torch.Tensor,
+        page_table: PageTable,
         last_token: torch.Tensor,
-        dummy_row: int,
         page_size: int,
         max_bs: int,
         device: torch.device,
@@ -73,7 +69,7 @@ class CudaGraphRunner:
         self.kv_pool = kv_pool
         self.page_table = page_table
         self.last_token = last_token
-        self.dummy_row = dummy_row
+        self.dummy_row = page_table.dummy_row
         self.page_size = page_size
         self.max_bs = max_bs
         self.sizes = graph_batch_sizes(max_bs)
@@ -110,7 +106,7 @@ class CudaGraphRunner:
             sample_indices=self.sample_indices[:bs],
             q_lens_host=[1] * bs,
             kv_lens_host=kv_lens_host,
-            page_table=self.page_table,
+            page_table=self.page_table.device_table,
             page_size=self.page_size,
             attn=self.backend,
             kv_pool=self.kv_pool,
@@ -140,7 +136,7 @@ class CudaGraphRunner:
         self.meta[:, :bs].copy_(host, non_blocking=True)
         self.kv_lens[:bs].copy_(self.meta[_KV_LENS, :bs])
         torch.cumsum(self.kv_lens[:bs], 0, out=self.cu_kv_lens[1 : bs + 1])
-        self.page_table[self.meta[_ROWS, :bs], self.meta[_POSITIONS, :bs]] = self.meta[_SLOTS, :bs].to(torch.int32)
+        self.page_table.write_step(self.meta[_ROWS, :bs], self.meta[_POSITIONS, :bs], self.meta[_SLOTS, :bs])
 
     @torch.inference_mode()
     def capture(self) -> None:

@@ -7,38 +7,26 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
 
-from minisgl_core.attention.base import AttentionContext
-from minisgl_core.attention.select import create_backends
 from minisgl_core.config import EngineConfig
-from minisgl_core.distributed import TPInfo, broadcast_object, broadcast_tensor, get_tp, set_tp
-from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.contracts.attention import AttentionBackend, AttentionContext
+from minisgl_core.contracts.batch import ForwardBatch, Phase
+from minisgl_core.contracts.model import ModelContext, TPInfo
+from minisgl_core.contracts.model_config import ModelConfig
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.prefill_graph import PrefillGraphRunner, build_prefill_graph
 from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
-from minisgl_core.kv import KVPool, PageTable
-from minisgl_core.model_config import ModelConfig
-from minisgl_core.models import ModelContext
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.kv import KVPool, PageTable, kv_pages
+from minisgl_core.parallel import broadcast_object, broadcast_tensor, get_tp, resolve_device, set_tp
+from minisgl_core.plugins import ATTENTION, build, resolve_attention
 
 logger = logging.getLogger("minisgl.engine")
-
-CPU_KV_BUDGET_BYTES = 256 << 20
-
-
-def resolve_device(requested: str | None, tp: TPInfo) -> torch.device:
-    """``None`` -> ``cuda:<rank>`` when CUDA is available, else ``cpu``."""
-    if requested is None:
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", tp.rank % max(torch.cuda.device_count(), 1))
-    return device
 
 
 @dataclass
@@ -75,7 +63,8 @@ class Engine:
         )
         num_heads = model_config.num_heads // tp.size
         num_kv_heads = max(model_config.num_kv_heads // tp.size, 1)  # replicated when fewer than ranks
-        self.num_pages = self._size_kv(num_kv_heads)
+        per_token = KVPool.bytes_per_token(model_config.num_layers, num_kv_heads, model_config.head_dim, self.dtype)
+        self.num_pages = kv_pages(config, per_token, self.max_model_len, self.device)
         self.kv_pool = KVPool(
             model_config.num_layers, self.num_pages, config.page_size, num_kv_heads,
             model_config.head_dim, self.dtype, self.device,
@@ -93,14 +82,28 @@ class Engine:
             max_model_len=self.max_model_len,
             dtype=self.dtype,
             device=self.device,
+            options=MappingProxyType(config.attention_options),
         )
-        self.prefill_attn, self.decode_attn = create_backends(config.attention_names, self.attn_ctx, model_config)
+        self.prefill_attn, self.decode_attn = self._create_backends()
         self.sampler = Sampler(self.device, config.seed)
         self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
         self.graph_runner: CudaGraphRunner | None = None
-        self.prefill_graph: PrefillGraphRunner | None = None
+
+    def _create_backends(self) -> tuple[AttentionBackend, AttentionBackend]:
+        """The prefill and decode backends (one shared instance when both names agree)."""
+        names = [resolve_attention(n, self.device, self.model_config) for n in self.config.attention_names]
+        prefill = build(ATTENTION, names[0], self.attn_ctx, AttentionBackend)
+        decode = prefill if names[1] == names[0] else build(ATTENTION, names[1], self.attn_ctx, AttentionBackend)
+        logger.info("attention: prefill=%s decode=%s", *names)
+        return prefill, decode
 
     # -- start-up -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Warm kernels up and capture CUDA graphs (every TP rank does the same, in the same order)."""
+        if self.device.type == "cuda":
+            self.warmup()
+            self.capture_cuda_graphs()
 
     def warmup(self) -> None:
         """Run one dummy prefill and decode step (on the dummy row and the reserved page 0), so kernels
@@ -119,12 +122,7 @@ class Engine:
         logger.info("warmed up kernels in %.1f s", time.perf_counter() - start)
 
     def capture_cuda_graphs(self) -> None:
-        """Capture decode graphs and the prefill graph where the device, the backends and the config allow."""
-        self._capture_decode_graphs()
-        if self.device.type == "cuda" and self.config.prefill_graph:
-            self.prefill_graph = build_prefill_graph(self)
-
-    def _capture_decode_graphs(self) -> None:
+        """Capture the decode graphs where the device, the decode backend and the config allow."""
         max_bs = self.config.cuda_graph_max_bs
         if max_bs is None:
             max_bs = self.config.max_running_requests
@@ -135,37 +133,11 @@ class Engine:
             logger.info("CUDA graphs off: attention backend %s cannot be captured", type(self.decode_attn).__name__)
             return
         runner = CudaGraphRunner(
-            self.model, self.decode_attn, self.kv_pool, self.page_table.device_table, self.last_token,
-            self.page_table.dummy_row, self.config.page_size, max_bs, self.device,
+            self.model, self.decode_attn, self.kv_pool, self.page_table, self.last_token, self.config.page_size,
+            max_bs, self.device,
         )  # fmt: skip
         runner.capture()
         self.graph_runner = runner
-
-    # -- memory -------------------------------------------------------------------------------------
-
-    def _size_kv(self, num_kv_heads: int) -> int:
-        """Number of KV pages (including the reserved page 0) from the config or the free memory."""
-        cfg, mc = self.config, self.model_config
-        per_token = KVPool.bytes_per_token(mc.num_layers, num_kv_heads, mc.head_dim, self.dtype)
-        if cfg.num_kv_tokens is not None:
-            tokens = cfg.num_kv_tokens
-        elif self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            tokens = int(free * cfg.kv_memory_fraction) // per_token
-        else:
-            tokens = min(cfg.max_running_requests * self.max_model_len, CPU_KV_BUDGET_BYTES // per_token)
-        pages = tokens // cfg.page_size
-        if get_tp().size > 1:  # every rank must agree on the pool size
-            t = torch.tensor([pages], device=self.device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-            pages = int(t.item())
-        if pages < 1:
-            raise ValueError("not enough memory for a single KV page; lower the model size or raise the budget")
-        logger.info(
-            "KV cache: %d tokens in %d pages of %d (%.2f GiB)",
-            pages * cfg.page_size, pages, cfg.page_size, pages * cfg.page_size * per_token / 2**30,
-        )  # fmt: skip
-        return pages + 1
 
     # -- one step -----------------------------------------------------------------------------------
 
@@ -201,7 +173,7 @@ class Engine:
             dev[i] = dev[i].to(torch.int32)
         positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev[:9]
         input_ids = self.last_token[rows_d] if plan.phase is Phase.DECODE else dev[9]
-        self.page_table.device_table[token_rows_d, positions_d] = slots_d.to(torch.int32)
+        self.page_table.write_step(token_rows_d, positions_d, slots_d)
         return ForwardBatch(
             phase=plan.phase,
             input_ids=input_ids,
@@ -240,8 +212,7 @@ class Engine:
     @torch.inference_mode()
     def execute(self, plan: StepPlan) -> StepOutput:
         """Run one step on this rank (every rank of a TP group executes the same plans in the same order)."""
-        for row, prefix in plan.table_writes:
-            self.page_table.device_table[row, : prefix.numel()] = self._to_device(prefix.to(torch.int32))
+        self.page_table.apply_writes(plan.table_writes, self._to_device)
         self._init_penalties(plan)
         runner = self.graph_runner
         if plan.phase is Phase.DECODE and runner is not None and runner.can_run(plan.batch_size):
@@ -249,11 +220,8 @@ class Engine:
         else:
             batch = self.make_batch(plan)
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
-            graph = self.prefill_graph
-            logits = graph.replay(batch) if graph is not None and graph.can_run(plan) else None
-            if logits is None:  # no graph for this step, or the backend could not plan it for the graph
-                batch.attn.prepare(batch)
-                logits = self.model(batch)
+            batch.attn.prepare(batch)
+            logits = self.model(batch)
         sampling = plan.sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
         broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
-from minisgl_core.models import CausalLM, ModelContext
-from minisgl_core.plugins import load_plugins
-from minisgl_core.registry import MODEL, REGISTRIES
-from minisgl_core.weights import dummy_checkpoint, fill_dummy, iter_safetensors
+from minisgl_core.checkpoint import dummy_checkpoint, fill_dummy, iter_safetensors
+from minisgl_core.contracts.model import CausalLM, ModelContext
+from minisgl_core.plugins import MODEL, build
 
 logger = logging.getLogger("minisgl.engine")
 
@@ -30,18 +29,14 @@ def resolve_dtype(requested: str, config_dtype: str | None, device: torch.device
 
 def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int) -> CausalLM:
     """Create the registered architecture for ``ctx.config`` and load (or fake) its weights."""
-    load_plugins()
-    entry = REGISTRIES[MODEL].get(ctx.config.architecture)
     start = time.perf_counter()
     previous = torch.get_default_dtype()
     torch.set_default_dtype(ctx.dtype)
     try:
         with torch.device(ctx.device):
-            model = entry.create(ctx)
+            model = build(MODEL, ctx.config.architecture, ctx, CausalLM)
     finally:
         torch.set_default_dtype(previous)
-    if not isinstance(model, CausalLM):
-        raise TypeError(f"model factory for {ctx.config.architecture} returned {type(model).__name__}, not CausalLM")
     model.eval()
     weights = None
     if load_format == "dummy":

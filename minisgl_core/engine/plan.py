@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from minisgl_core.engine.batch import Phase
+from minisgl_core.contracts.batch import Phase
 from minisgl_core.engine.sampler import SamplingBatch
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from minisgl_core.contracts.sampling import FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
 from minisgl_core.kernels import ops, use_triton
-from minisgl_core.sampling_params import FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
 
 _MASK32 = 0xFFFFFFFF
 # columns of SamplingBatch.floats / SamplingBatch.ints

@@ -14,8 +14,13 @@ from multiprocessing.process import BaseProcess
 
 import torch
 
+from minisgl_core.checkpoint import locate_model
 from minisgl_core.config import EngineConfig
-from minisgl_core.distributed import TPInfo, destroy_tp_group, get_tp, init_tp_group
+from minisgl_core.contracts.model import TPInfo
+from minisgl_core.contracts.model_config import ModelConfig
+from minisgl_core.engine.engine import Engine
+from minisgl_core.parallel import destroy_tp_group, die_with_parent, get_tp, init_tp_group, resolve_device
+from minisgl_core.plugins import load_plugins
 
 
 def free_address() -> str:
@@ -32,8 +37,6 @@ def local_ranks(config: EngineConfig) -> range:
 
 def join_group(config: EngineConfig, rank: int, init_addr: str) -> TPInfo:
     """Pick this rank's device and join the TP group."""
-    from minisgl_core.engine.engine import resolve_device
-
     device = resolve_device(config.device, TPInfo(rank, config.tp))
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -42,18 +45,12 @@ def join_group(config: EngineConfig, rank: int, init_addr: str) -> TPInfo:
 
 def follower_main(config: EngineConfig, rank: int, init_addr: str) -> None:
     """Entry point of a spawned rank: build the engine shard, warm it up like rank 0, then follow."""
-    from minisgl_core.engine.engine import Engine
-    from minisgl_core.model_config import ModelConfig
-    from minisgl_core.plugins import load_plugins
-    from minisgl_core.procutil import die_with_parent
-    from minisgl_core.runtime import locate_model, start_engine
-
     die_with_parent()
     load_plugins()
     join_group(config, rank, init_addr)
-    model_dir = locate_model(config)
+    model_dir = locate_model(config.model, need_weights=config.load_format != "dummy", revision=config.revision)
     engine = Engine(config, model_dir, ModelConfig.from_dir(model_dir), get_tp())
-    start_engine(engine)
+    engine.start()
     try:
         engine.follow()
     finally:

@@ -13,6 +13,8 @@ from types import ModuleType
 
 import torch
 
+__all__ = ["ops", "rope_kernel_fits", "use_triton"]
+
 
 @functools.cache
 def _ops() -> ModuleType | None:

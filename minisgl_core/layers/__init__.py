@@ -9,7 +9,6 @@ from minisgl_core.layers.linear import (
     MergedColumnParallelLinear,
     QKVParallelLinear,
     RowParallelLinear,
-    default_weight_loader,
 )
 from minisgl_core.layers.norm import RMSNorm
 from minisgl_core.layers.rotary import RotaryEmbedding, rope_inv_freq
@@ -25,6 +24,5 @@ __all__ = [
     "RowParallelLinear",
     "SiluAndMul",
     "VocabParallelEmbedding",
-    "default_weight_loader",
     "rope_inv_freq",
 ]

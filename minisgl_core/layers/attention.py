@@ -3,17 +3,13 @@ pool, and defers attention to the selected backend."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
+from minisgl_core.contracts.batch import ForwardBatch
 from minisgl_core.kernels import ops, rope_kernel_fits, use_triton
-
-if TYPE_CHECKING:
-    from minisgl_core.engine.batch import ForwardBatch
-    from minisgl_core.layers.norm import RMSNorm
-    from minisgl_core.layers.rotary import RotaryEmbedding
+from minisgl_core.layers.norm import RMSNorm
+from minisgl_core.layers.rotary import RotaryEmbedding
 
 
 class AttentionLayer(nn.Module):

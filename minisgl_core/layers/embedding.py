@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minisgl_core.distributed import all_gather_last_dim, all_reduce, get_tp
+from minisgl_core.parallel import all_gather_last_dim, all_reduce, get_tp
 
 
 class VocabParallelEmbedding(nn.Module):

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minisgl_core.distributed import all_reduce, get_tp
-from minisgl_core.weights import as_tensor
+from minisgl_core.checkpoint import default_weight_loader
+from minisgl_core.parallel import all_reduce, get_tp
 
 
 def _divide(numerator: int, denominator: int, what: str) -> int:
@@ -33,13 +33,6 @@ def _param(shape: tuple[int, ...], loader: object) -> nn.Parameter:
     p = nn.Parameter(torch.empty(shape), requires_grad=False)
     p.weight_loader = loader  # type: ignore[attr-defined]
     return p
-
-
-def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor, shard_id: object = None) -> None:
-    """Copy a whole (unsharded) tensor into ``param``, checking shapes."""
-    if param.shape != loaded.shape:
-        raise ValueError(f"shape mismatch: parameter {tuple(param.shape)} vs checkpoint {tuple(loaded.shape)}")
-    param.data.copy_(as_tensor(loaded))
 
 
 class ColumnParallelLinear(nn.Module):

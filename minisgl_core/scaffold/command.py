@@ -9,10 +9,11 @@ from pathlib import Path
 from minisgl_core.scaffold.generate import KINDS, PluginNames, new_plugin
 
 
-def add_new_plugin_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``new-plugin`` to the ``minisgl`` subcommands."""
+def add_new_plugin_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``new-plugin`` to the ``minisgl`` subcommands (``common``: the flags every command takes)."""
     cmd = sub.add_parser(
         "new-plugin",
+        parents=[common],
         help="write a working plugin package (pyproject, module, conformance test, README)",
         description="Write a minisgl plugin package that passes its own tests as generated.",
     )

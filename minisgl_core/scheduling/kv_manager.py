@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from minisgl_core.cache.base import CachePolicy
+from minisgl_core.contracts.cache import CachePolicy
+from minisgl_core.contracts.request import Req
 from minisgl_core.kv import PageAllocator, PageTable, pages_of_slots
-from minisgl_core.request import Req
 
 
 def pages_for(start: int, end: int, page_size: int) -> int:
@@ -47,7 +47,7 @@ class KVManager:
         req.cached_len = req.kv_len = match_len
         req.cache_handle = handle
         if match_len:
-            self.table.host_table[req.row, :match_len] = match_slots.to(torch.int32)
+            self.table.install(req.row, match_slots)
 
     def extend(self, req: Req, n: int) -> torch.Tensor:
         """Allocate slots for ``req``'s next ``n`` positions and record them; returns them (int64).
@@ -59,29 +59,28 @@ class KVManager:
         room = min((-start) % ps, n)
         parts = []
         if room:
-            last = int(self.table.host_table[row, start - 1])
+            last = self.table.slot(row, start - 1)
             parts.append(torch.arange(last + 1, last + 1 + room, dtype=torch.int64))
         rest = n - room
         if rest:
             pages = self.allocator.alloc(-(-rest // ps))
             parts.append((pages[:, None] * ps + torch.arange(ps)).flatten()[:rest])
         slots = torch.cat(parts) if len(parts) > 1 else parts[0]
-        self.table.host_table[row, start : start + n] = slots.to(torch.int32)
+        self.table.assign(row, start, slots)
         req.kv_len += n
         return slots
 
     def extend_decode(self, reqs: list[Req]) -> torch.Tensor:
         """Allocate one slot per request (vectorised); the caller ensured enough free pages."""
         ps, n = self.page_size, len(reqs)
-        table = self.table.host_np
         rows = np.fromiter((r.row for r in reqs), dtype=np.int64, count=n)
         pos = np.fromiter((r.kv_len for r in reqs), dtype=np.int64, count=n)
-        slots = table[rows, pos - 1].astype(np.int64) + 1  # the slot after each request's last one
+        slots = self.table.last_slots(rows, pos - 1) + 1  # the slot after each request's last one
         need = pos % ps == 0  # the last page is full: start a new one
         n_new = int(need.sum())
         if n_new:
             slots[need] = self.allocator.alloc(n_new).numpy() * ps
-        table[rows, pos] = slots
+        self.table.assign_next(rows, pos, slots)
         for r in reqs:
             r.kv_len += 1
         return torch.from_numpy(slots)
@@ -89,27 +88,26 @@ class KVManager:
     def decode_pages_needed(self, reqs: list[Req]) -> int:
         return sum(1 for r in reqs if r.kv_len % self.page_size == 0)
 
-    def cache_prompt(self, req: Req) -> torch.Tensor | None:
+    def cache_prompt(self, req: Req) -> None:
         """Share ``req``'s computed prompt with the prefix cache while it keeps running (its prefill just
         completed), so concurrent requests with the same prefix reuse it at once.
 
         Afterwards the cache owns what it kept, and ``req`` holds it locked (``cached_len`` grows). Where the
         cache already had the same tokens in other slots, ``req``'s duplicates are freed and its page-table
-        row must point at the cache's slots: the new row prefix is returned for the engine to write (None
-        when nothing changed).
+        row points at the cache's slots from the next step on (the page table queues the rewrite).
         """
         assert req.row is not None
         ps = self.page_size
         aligned = req.kv_len // ps * ps
         if aligned <= req.cached_len:
-            return None
+            return
         ids = req.all_ids[:aligned]
         ours = self.table.slots(req.row, aligned)
         self.cache.insert(ids, ours)
         match = self.cache.match_prefix(ids)
         kept = match.length
         if kept <= req.cached_len:
-            return None  # the policy keeps nothing more (e.g. naive)
+            return  # the policy keeps nothing more (e.g. naive)
         self.cache.lock(match.handle)
         self.cache.unlock(req.cache_handle)
         req.cache_handle = match.handle
@@ -117,11 +115,9 @@ class KVManager:
         differs = (theirs != ours[:kept])[req.cached_len :: ps]  # compare page starts only
         duplicates = ours[req.cached_len : kept][::ps][differs]
         req.cached_len = kept
-        if not bool(differs.any()):
-            return None
-        self.allocator.free(duplicates // ps)
-        self.table.host_table[req.row, :kept] = theirs.to(torch.int32)
-        return theirs
+        if bool(differs.any()):
+            self.allocator.free(duplicates // ps)
+            self.table.install(req.row, theirs)
 
     def release(self, req: Req) -> None:
         """Return ``req``'s KV: its computed prefix goes to the cache policy, the rest to the allocator."""

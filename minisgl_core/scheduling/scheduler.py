@@ -9,17 +9,17 @@ With ``disable_overlap`` the results of a step are read right after it is launch
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from minisgl_core.engine.batch import Phase
-from minisgl_core.engine.engine import Engine, StepOutput
-from minisgl_core.engine.plan import StepPlan
-from minisgl_core.engine.sampler import SampleResult, SamplingBatch
-from minisgl_core.request import FinishReason, Req, TokenLogprob
+from minisgl_core.contracts.batch import Phase
+from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
+from minisgl_core.contracts.scheduler import SchedulingPolicy
+from minisgl_core.engine import Engine, SampleResult, SamplingBatch, StepOutput, StepPlan
 from minisgl_core.scheduling.kv_manager import KVManager, pages_for
-from minisgl_core.scheduling.policy import SchedulingPolicy
 
 logger = logging.getLogger("minisgl.scheduler")
 
@@ -46,16 +46,23 @@ class _InFlight:
 class Scheduler:
     """Waiting and running queues over one :class:`Engine` (rank 0 of a TP group)."""
 
-    def __init__(self, engine: Engine, kv: KVManager, policy: SchedulingPolicy, overlap: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        kv: KVManager,
+        policy: SchedulingPolicy,
+        overlap: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.kv = kv
         self.policy = policy
         self.overlap = overlap
+        self.clock = clock
         self.waiting: list[Req] = []
         self.running: list[Req] = []
         self._in_flight: _InFlight | None = None
         self._prefilling: list[Req] = []
-        self._table_writes: list[tuple[int, torch.Tensor]] = []  # page-table rewrites for the next plan
         self._drained: list[ReqUpdate] = []
         self.num_retractions = 0
         self.num_steps = 0
@@ -76,6 +83,10 @@ class Scheduler:
     def available_tokens(self) -> int:
         return self.kv.available_tokens
 
+    @property
+    def now(self) -> float:
+        return self.clock()
+
     def prefix_match_len(self, req: Req) -> int:
         """The cached prefix ``req`` would be admitted with, peeked: the cache's LRU order is left alone."""
         return self.kv.cache.peek_prefix_len(_match_ids(req))
@@ -95,6 +106,7 @@ class Scheduler:
         if req in self.running:
             self.running.remove(req)
             self.kv.release(req)
+        self.policy.on_finish(req, self)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running or self._in_flight)
@@ -138,6 +150,7 @@ class Scheduler:
                 req.finish_reason = reason
                 self.running.remove(req)
                 self.kv.release(req)
+                self.policy.on_finish(req, self)
             logprobs = _logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
             updates.append(ReqUpdate(req, [token], reason, logprobs))
         return updates
@@ -159,7 +172,6 @@ class Scheduler:
         q_lens: list[int] = []
         slots: list[torch.Tensor] = []
         ids: list[int] = []
-        prefix_writes: list[tuple[int, torch.Tensor]] = []
         penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
         def take(req: Req, n: int) -> None:  # allocate at once, so the next decision sees what is left
@@ -181,8 +193,6 @@ class Scheduler:
             n = self._try_admit(req, budget)
             if n is None:
                 break
-            if req.cached_len:
-                prefix_writes.append((req.row, self.kv.table.slots(req.row, req.cached_len)))
             if req.params.has_penalties:
                 penalty_init.append(
                     (req.row, torch.tensor(req.prompt_ids), torch.tensor(req.output_ids, dtype=torch.int64))
@@ -195,12 +205,9 @@ class Scheduler:
         sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
         plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
-        plan.table_writes = plan.table_writes + prefix_writes  # earlier rewrites first: rows may be reused
         plan.penalty_init = penalty_init
-        for i in sampled_idx:  # prompts completed by this step: share them now (written before the next step)
-            rewrite = self.kv.cache_prompt(reqs[i])
-            if rewrite is not None:
-                self._table_writes.append((reqs[i].row, rewrite))
+        for i in sampled_idx:  # prompts completed by this step: share them now (the next plan moves rows)
+            self.kv.cache_prompt(reqs[i])
         return plan, reqs, [reqs[i] for i in sampled_idx]
 
     def _try_admit(self, req: Req, budget: int) -> int | None:
@@ -224,6 +231,7 @@ class Scheduler:
         self.kv.admit(req, match.length, match.slots, match.handle)
         if req.num_retractions == 0:
             req.num_cached_tokens = match.length
+        self.policy.on_admit(req, self)
         return chunk
 
     def _plan_decode(self) -> tuple[StepPlan, list[Req], list[Req]] | None:
@@ -260,9 +268,8 @@ class Scheduler:
         )
         for r in sampled:
             r.num_sampled += 1
-        writes, self._table_writes = self._table_writes, []
         return StepPlan(
-            table_writes=writes,
+            table_writes=self.kv.table.take_writes(),
             phase=phase,
             rows=[r.row for r in reqs],  # type: ignore[misc]
             q_lens=q_lens,

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from minisgl_core.server.args import ServerArgs
+from minisgl_core.config import ServerArgs
 from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware
 from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import error_response, install_error_handlers

@@ -15,7 +15,6 @@ from typing import Any
 
 import zmq
 
-from minisgl_core.detokenizer import IncrementalDetokenizer
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_DETOKENIZER,
@@ -28,7 +27,7 @@ from minisgl_core.server.messages import (
     WorkerReady,
 )
 from minisgl_core.server.threads import use_one_torch_thread
-from minisgl_core.tokenizer import load_tokenizer
+from minisgl_core.text import IncrementalDetokenizer, load_tokenizer
 
 logger = logging.getLogger("minisgl.detokenizer")
 

@@ -72,7 +72,7 @@ class Generation:
 
     def _push(self, out: RequestOutput) -> None:
         i = self.index[out.rid]
-        self.client.metrics.on_output(self, i, out)
+        self.last_time[i] = self.client.metrics.on_output(self.start, self.last_time[i], out)
         if out.finish_reason is not None:
             self.unfinished.discard(out.rid)
         self._outputs.append((i, out))

@@ -15,10 +15,10 @@ from typing import Any
 import zmq
 
 from minisgl_core.config import EngineConfig
-from minisgl_core.distributed import TPInfo
-from minisgl_core.engine.engine import resolve_device
+from minisgl_core.contracts.model import TPInfo
+from minisgl_core.contracts.request import FinishReason, Req
 from minisgl_core.engine.tp_worker import local_ranks
-from minisgl_core.request import FinishReason, Req
+from minisgl_core.parallel import resolve_device
 from minisgl_core.runtime import Runtime, build_runtime
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (

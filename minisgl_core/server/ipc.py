@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import msgspec
 import zmq
 
-from minisgl_core.procutil import die_with_parent
+from minisgl_core.parallel import die_with_parent
 from minisgl_core.server.messages import WorkerFailed, encode
 
 logger = logging.getLogger("minisgl.server")

@@ -23,10 +23,9 @@ from typing import Any
 
 import uvicorn
 
-from minisgl_core.config import EngineConfig
-from minisgl_core.demo import DEMO_NAME, demo_dir
+from minisgl_core.checkpoint import locate_model
+from minisgl_core.config import EngineConfig, ServerArgs
 from minisgl_core.server.app import build_app
-from minisgl_core.server.args import ServerArgs
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
@@ -34,7 +33,6 @@ from minisgl_core.server.ipc import Addresses
 from minisgl_core.server.metrics import Metrics
 from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.server.tokenizer_worker import run_tokenizer_worker
-from minisgl_core.weights import resolve_model_dir
 
 logger = logging.getLogger("minisgl.server")
 
@@ -45,9 +43,7 @@ def tokenizer_path(config: EngineConfig) -> str:
     """Where the tokenizer and detokenizer workers load the tokenizer from."""
     if config.tokenizer:
         return config.tokenizer
-    if config.model == DEMO_NAME:
-        return str(demo_dir())
-    return str(resolve_model_dir(config.model, need_weights=False, revision=config.revision))
+    return str(locate_model(config.model, need_weights=False, revision=config.revision))
 
 
 class Workers:

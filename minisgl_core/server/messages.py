@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.contracts.sampling import SamplingParams
 
 # -- api server -> tokenizer ------------------------------------------------------------------------------
 

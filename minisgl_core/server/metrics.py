@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minisgl_core.server.messages import EngineStats, RequestOutput
-
-if TYPE_CHECKING:
-    from minisgl_core.server.engine_client import Generation
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
@@ -77,21 +73,23 @@ class Metrics:
         self._engine = _EngineCollector()
         r.register(self._engine)  # type: ignore[arg-type]
 
-    def on_output(self, gen: Generation, i: int, out: RequestOutput) -> None:
+    def on_output(self, start: float, last: float, out: RequestOutput) -> float:
+        """Observe one output of a request that started at ``start`` and last produced tokens at ``last``
+        (0 before its first token; ``time.monotonic`` seconds); returns the new ``last``."""
         now = time.monotonic()
-        last = gen.last_time[i]
         n = len(out.token_ids)
         if n:
             if last == 0.0:
-                self.ttft.observe(now - gen.start)
+                self.ttft.observe(now - start)
             else:
                 self.itl.observe((now - last) / n)
-            gen.last_time[i] = now
+            last = now
             self.generation_tokens.inc(n)
         if out.finish_reason is not None:
             self.prompt_tokens.inc(out.prompt_tokens)
             self.requests.labels(out.finish_reason).inc()
-            self.e2e.observe(now - gen.start)
+            self.e2e.observe(now - start)
+        return last
 
     def render(self, stats: EngineStats | None) -> bytes:
         """The Prometheus text exposition, with the engine gauges from ``stats``."""

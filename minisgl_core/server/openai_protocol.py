@@ -1,6 +1,6 @@
 """Request bodies of the HTTP API (pydantic), validated strictly: wrong types are errors, not coerced.
 
-Ranges mirror :class:`minisgl_core.sampling_params.SamplingParams`; the OpenAPI schema at ``/openapi.json``
+Ranges mirror :class:`minisgl_core.contracts.sampling.SamplingParams`; the OpenAPI schema at ``/openapi.json``
 is generated from these models.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.contracts.sampling import SamplingParams
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]

@@ -18,7 +18,7 @@ from msgspec import json as mjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from minisgl_core.sampling_params import SamplingParams
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.asgi import SSE_DONE, SSEResponse, sse
 from minisgl_core.server.engine_client import ClientGone, EngineClient, Generation
 from minisgl_core.server.errors import APIError

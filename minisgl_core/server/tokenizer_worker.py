@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from minisgl_core.request import checked_token_ids
+from minisgl_core.contracts.request import checked_token_ids
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_TOKENIZER,
@@ -27,7 +27,7 @@ from minisgl_core.server.messages import (
     WorkerReady,
 )
 from minisgl_core.server.threads import use_one_torch_thread
-from minisgl_core.tokenizer import apply_chat_template, load_tokenizer
+from minisgl_core.text import apply_chat_template, load_tokenizer
 
 logger = logging.getLogger("minisgl.tokenizer")
 

@@ -27,11 +27,11 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from minisgl_core.attention.base import AttentionBackend
-from minisgl_core.engine.batch import Phase
+from minisgl_core.contracts.attention import AttentionBackend
+from minisgl_core.contracts.batch import Phase
 from minisgl_core.kv import KVPool
 from minisgl_core.layers.attention import AttentionLayer
-from minisgl_core.registry import ATTENTION, REGISTRIES
+from minisgl_core.plugins import ATTENTION, lookup
 from minisgl_core.testing.paged_scene import Extend, PagedScene
 from minisgl_core.testing.suite_base import ConformanceSuite, dtype_name
 
@@ -71,7 +71,7 @@ class AttentionBackendSuite(ConformanceSuite):
     ) -> tuple[AttentionBackend, KVPool]:
         """Instantiate backend ``name`` over ``scene`` (or over a copy of its pool in ``pool_dtype``)."""
         pool = scene.pool if pool_dtype is None else scene.pool_copy(pool_dtype)
-        backend = REGISTRIES[ATTENTION].get(name).create(scene.context(pool, pool_dtype))
+        backend = lookup(ATTENTION, name).create(scene.context(pool, pool_dtype))
         assert isinstance(backend, AttentionBackend), f"factory of {name!r} returned {type(backend).__name__}"
         return backend, pool
 
@@ -121,7 +121,7 @@ class AttentionBackendSuite(ConformanceSuite):
     # -- scenarios ------------------------------------------------------------------------------------------
 
     def test_registered_for_device(self) -> None:
-        entry = REGISTRIES[ATTENTION].get(self.backend)
+        entry = lookup(ATTENTION, self.backend)
         devices = entry.metadata.get("devices", ("cuda",))
         assert torch.device(self.device).type in devices, f"{self.backend!r} registered for {devices}"
 
@@ -185,7 +185,8 @@ class AttentionBackendSuite(ConformanceSuite):
     def test_generation_matches_reference(self, page_size: int) -> None:
         if not self.check_generation:
             pytest.skip("check_generation is off")
-        from minisgl_core import LLM, SamplingParams
+        from minisgl_core.contracts.sampling import SamplingParams
+        from minisgl_core.llm import LLM
         from minisgl_core.testing.tiny_models import tiny_model_dir
 
         common = [(7 * i + 3) % 256 for i in range(40)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from minisgl_core.cache.base import CachePolicy
+from minisgl_core.contracts.cache import CachePolicy
 
 Position = tuple[tuple[int, ...], int]
 """A token position identified by its index and every token up to the end of its page (its KV depends on

@@ -1,4 +1,4 @@
-"""Conformance suite for KV-cache policies: the contract of :class:`~minisgl_core.cache.CachePolicy`, checked
+"""Conformance suite for KV-cache policies: the contract of :class:`~minisgl_core.contracts.CachePolicy`, checked
 the way the core relies on it.
 
 A cache plugin's whole test::
@@ -24,8 +24,8 @@ from typing import ClassVar
 
 import torch
 
-from minisgl_core.cache.base import CacheContext, CachePolicy
-from minisgl_core.registry import CACHE, REGISTRIES
+from minisgl_core.contracts.cache import CacheContext, CachePolicy
+from minisgl_core.plugins import CACHE, lookup
 from minisgl_core.testing.cache_harness import CacheHarness
 from minisgl_core.testing.suite_base import ConformanceSuite
 
@@ -49,7 +49,7 @@ class CachePolicySuite(ConformanceSuite):
 
     def create(self, page_size: int, num_pages: int = 64) -> CachePolicy:
         ctx = CacheContext(page_size=page_size, num_pages=num_pages, device=torch.device(self.device))
-        policy = REGISTRIES[CACHE].get(self.policy).create(ctx)
+        policy = lookup(CACHE, self.policy).create(ctx)
         assert isinstance(policy, CachePolicy), f"factory of {self.policy!r} returned {type(policy).__name__}"
         return policy
 
@@ -173,7 +173,8 @@ class CachePolicySuite(ConformanceSuite):
 
     def test_generation_matches_reference(self, generation_page_size: int) -> None:
         page_size = generation_page_size
-        from minisgl_core import LLM, SamplingParams
+        from minisgl_core.contracts.sampling import SamplingParams
+        from minisgl_core.llm import LLM
         from minisgl_core.testing.tiny_models import tiny_model_dir
 
         rng = random.Random(0)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import torch
 
-from minisgl_core.attention.base import AttentionBackend
-from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.contracts.attention import AttentionBackend
+from minisgl_core.contracts.batch import ForwardBatch, Phase
 from minisgl_core.engine.plan import StepPlan
 from minisgl_core.kv import KVPool
 from minisgl_core.layers.attention import AttentionLayer

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from minisgl_core.registry import MODEL, REGISTRIES
+from minisgl_core.plugins import MODEL, lookup
 from minisgl_core.testing.suite_base import ConformanceSuite, dtype_name
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -90,7 +90,7 @@ class ModelPluginSuite(ConformanceSuite):
         return [[rng.randrange(256) for _ in range(n)] for n in lengths] + [system + [1, 2], system + [3] * 9]
 
     def llm(self, path: Path, **overrides: Any):  # noqa: ANN201 - minisgl_core.LLM
-        from minisgl_core import LLM
+        from minisgl_core.llm import LLM
 
         kwargs: dict[str, Any] = dict(
             device=self.device, attention="torch", dtype=dtype_name(self.dtype) if self.dtype else "float32"
@@ -101,7 +101,7 @@ class ModelPluginSuite(ConformanceSuite):
     # -- tests --------------------------------------------------------------------------------------------
 
     def test_architecture_is_registered_and_built(self, reference: Reference) -> None:
-        entry = REGISTRIES[MODEL].get(self.architecture)
+        entry = lookup(MODEL, self.architecture)
         assert entry.name == self.architecture
         model = self.llm(reference.path, load_format="dummy").runtime.engine.model
         built = type(model)
@@ -111,7 +111,7 @@ class ModelPluginSuite(ConformanceSuite):
         )
 
     def test_greedy_matches_transformers(self, reference: Reference, variant: str) -> None:
-        from minisgl_core import SamplingParams
+        from minisgl_core.contracts.sampling import SamplingParams
 
         prompts = self.prompts()
         want = [reference.greedy(p, self.new_tokens) for p in prompts]
@@ -125,7 +125,7 @@ class ModelPluginSuite(ConformanceSuite):
         llm.scheduler.check_memory()
 
     def test_dummy_weights_load(self, reference: Reference) -> None:
-        from minisgl_core import SamplingParams
+        from minisgl_core.contracts.sampling import SamplingParams
 
         llm = self.llm(reference.path, load_format="dummy")
         out = llm.generate([1, 2, 3], SamplingParams(max_tokens=4, ignore_eos=True), use_tqdm=False)[0]

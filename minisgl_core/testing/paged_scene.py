@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from minisgl_core.attention.base import AttentionContext
-from minisgl_core.engine.batch import ForwardBatch, Phase
+from minisgl_core.contracts.attention import AttentionContext
+from minisgl_core.contracts.batch import ForwardBatch, Phase
 from minisgl_core.kv import KVPool, PageTable
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from minisgl_core.request import Req
+from minisgl_core.contracts.request import Req
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.runtime import Runtime
-from minisgl_core.sampling_params import SamplingParams
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from minisgl_core.registry import REGISTRIES, SCHEDULER
-from minisgl_core.request import Req
-from minisgl_core.sampling_params import SamplingParams
-from minisgl_core.scheduling.policy import SchedulerContext, SchedulingPolicy
+from minisgl_core.contracts.request import Req
+from minisgl_core.contracts.sampling import SamplingParams
+from minisgl_core.contracts.scheduler import SchedulerContext, SchedulingPolicy
+from minisgl_core.plugins import SCHEDULER, lookup
 from minisgl_core.testing.scheduler_driver import Arrival, DriveResult, drive
 from minisgl_core.testing.suite_base import ConformanceSuite
 
@@ -66,7 +66,7 @@ class SchedulerSuite(ConformanceSuite):
     params: ClassVar[dict[str, str]] = {"page_size": "page_sizes", "cache": "caches"}
 
     def runtime(self, scheduler: str, **overrides: Any):  # noqa: ANN201 - a minisgl_core.runtime.Runtime
-        from minisgl_core import LLM
+        from minisgl_core.llm import LLM
         from minisgl_core.testing.tiny_models import tiny_model_dir
 
         kwargs: dict[str, Any] = dict(device=self.device, attention="torch", scheduler=scheduler)
@@ -118,7 +118,7 @@ class SchedulerSuite(ConformanceSuite):
 
     def test_policy_contract(self) -> None:
         ctx = SchedulerContext(max_running_requests=4, max_prefill_tokens=64, page_size=1, kv_capacity_tokens=512)
-        policy = REGISTRIES[SCHEDULER].get(self.scheduler).create(ctx)
+        policy = lookup(SCHEDULER, self.scheduler).create(ctx)
         assert isinstance(policy, SchedulingPolicy), f"factory returned {type(policy).__name__}"
         waiting = [_req(i, 10 + 7 * i) for i in range(6)]
         running = [_req(10 + i, 5) for i in range(2)]

@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBatch
-from minisgl_core.layers.attention import AttentionLayer
+from minisgl_core.contracts import AttentionBackend, AttentionContext, AttentionLayerSpec, ForwardBatch
 from minisgl_flash_attn.plugin import installed_interface
 
 
@@ -77,7 +76,7 @@ class FlashAttention(AttentionBackend):
         self.cu_q, self.kv_lens, self.max_q = batch.cu_q_lens, batch.kv_lens, 1
 
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayerSpec, batch: ForwardBatch
     ) -> torch.Tensor:
         k_cache, v_cache = self.pool.paged(layer.layer_id)
         if self.kind == "fa3":

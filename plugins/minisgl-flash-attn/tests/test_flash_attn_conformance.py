@@ -9,12 +9,12 @@ import pytest
 import torch
 from minisgl_flash_attn.plugin import installed_interface
 
-from minisgl_core.registry import ATTENTION, REGISTRIES
+from minisgl_core.plugins import ATTENTION, lookup
 from minisgl_core.testing import AttentionBackendSuite
 
 
 def test_registered_with_alias() -> None:
-    entry = REGISTRIES[ATTENTION].get("fa")
+    entry = lookup(ATTENTION, "fa")
     assert entry.name == "flash-attn" and entry.distribution == "minisgl-flash-attn"
 
 

@@ -12,12 +12,10 @@ import logging
 import os
 from typing import Any
 
-import numpy as np
 import torch
 
-from minisgl_core.attention import AttentionBackend, AttentionContext, ForwardBatch, Phase
+from minisgl_core.contracts import AttentionBackend, AttentionContext, AttentionLayerSpec, ForwardBatch, Phase
 from minisgl_core.kernels import ops, use_triton
-from minisgl_core.layers.attention import AttentionLayer
 from minisgl_flashinfer.graph_replan import GraphReplanner, supported
 
 WORKSPACE_BYTES = 256 << 20
@@ -54,7 +52,6 @@ class _Planned:
 
 class FlashInferAttention(AttentionBackend):
     supports_cuda_graph = True
-    supports_prefill_graph = True
 
     def __init__(self, ctx: AttentionContext) -> None:
         import flashinfer
@@ -72,9 +69,6 @@ class FlashInferAttention(AttentionBackend):
         self.active: Any = None
         self._replanner: GraphReplanner | None = None
         self._graph_buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.graph_prefill: _Planned | None = None
-        self._prefill_index_capacity = 0
-        self._prefill_plan_info: list[int] | None = None
 
     # -- planning -------------------------------------------------------------------------------------
 
@@ -185,70 +179,10 @@ class FlashInferAttention(AttentionBackend):
         planned.record()
         self.active = planned.wrapper
 
-    # -- the prefill graph ------------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def init_prefill_graph(self, max_requests: int) -> None:
-        device = self.ctx.device
-        self._prefill_index_capacity = self._max_pages(max_requests) + max_requests
-        wrapper = self.flashinfer.BatchPrefillWithPagedKVCacheWrapper(
-            self.workspace, "NHD", use_cuda_graph=True,
-            qo_indptr_buf=torch.zeros(max_requests + 1, dtype=torch.int32, device=device),
-            paged_kv_indptr_buf=torch.zeros(max_requests + 1, dtype=torch.int32, device=device),
-            paged_kv_indices_buf=torch.zeros(self._prefill_index_capacity, dtype=torch.int32, device=device),
-            paged_kv_last_page_len_buf=torch.zeros(max_requests, dtype=torch.int32, device=device),
-        )  # fmt: skip
-        self.graph_prefill = _Planned(wrapper)
-
-    @torch.inference_mode()
-    def prepare_prefill_capture(self, batch: ForwardBatch) -> None:
-        wrapper = self._plan_prefill_graph(batch)
-        assert wrapper is not None, "the dummy capture batch fits the index buffer"
-        self._prefill_plan_info = list(wrapper._plan_info)
-
-    @torch.inference_mode()
-    def prepare_prefill_replay(self, batch: ForwardBatch) -> bool:
-        wrapper = self._plan_prefill_graph(batch)
-        if wrapper is None:
-            return False
-        if list(wrapper._plan_info) != self._prefill_plan_info:  # the captured launch would not fit it
-            logger.info("prefill step planned differently from the captured graph: running it eagerly")
-            return False
-        return True
-
-    def _plan_prefill_graph(self, batch: ForwardBatch) -> Any:
-        """Plan ``batch`` padded with empty requests (no query tokens, one KV token in page 0) to
-        ``batch.padded_batch_size`` requests, in the graph wrapper's fixed buffers; returns the wrapper (now
-        :attr:`active`), or ``None`` when the page indices do not fit its buffer."""
-        planned = self.graph_prefill
-        assert planned is not None and batch.padded_batch_size is not None, "init_prefill_graph first"
-        n, padded = batch.batch_size, batch.padded_batch_size
-        kv_indptr, last, indices = self._paged_layout(batch)
-        total = int(kv_indptr[-1])
-        if total + padded - n > self._prefill_index_capacity:
-            return None
-        qo = np.zeros(padded + 1, dtype=np.int32)
-        np.cumsum(batch.q_lens_host, out=qo[1 : n + 1])
-        qo[n + 1 :] = qo[n]
-        kv = np.empty(padded + 1, dtype=np.int32)
-        kv[: n + 1] = kv_indptr.numpy()
-        kv[n + 1 :] = total + np.arange(1, padded - n + 1)
-        last_padded = np.ones(padded, dtype=np.int32)
-        last_padded[:n] = last.numpy()
-        indices = torch.cat([indices, torch.zeros(padded - n, dtype=torch.int32, device=indices.device)])
-        args = self._plan_args()
-        self.active = planned.plan(
-            torch.from_numpy(qo).pin_memory(), torch.from_numpy(kv).pin_memory(), indices,
-            torch.from_numpy(last_padded).pin_memory(), args["num_qo_heads"], args["num_kv_heads"],
-            self.ctx.head_dim, args["page_size"], causal=True, q_data_type=args["q_data_type"],
-            kv_data_type=args["kv_data_type"],
-        )  # fmt: skip
-        return self.active
-
     # -- attention --------------------------------------------------------------------------------------
 
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayer, batch: ForwardBatch
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayerSpec, batch: ForwardBatch
     ) -> torch.Tensor:
         out = self.active.run(q.contiguous(), self.pool.paged(layer.layer_id))
         return out.reshape(q.shape[0], -1)

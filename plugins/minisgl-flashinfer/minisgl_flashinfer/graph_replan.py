@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from minisgl_core.attention import ForwardBatch
-from minisgl_core.engine.cuda_graph import HOST_RING
+from minisgl_core.contracts import HOST_RING, ForwardBatch
 from minisgl_core.kernels import ops
 
 _ATTRIBUTES = (

@@ -11,14 +11,14 @@ import importlib.util
 import pytest
 import torch
 
-from minisgl_core.registry import ATTENTION, REGISTRIES
+from minisgl_core.plugins import ATTENTION, lookup
 from minisgl_core.testing import AttentionBackendSuite
 
 HAVE_FLASHINFER = importlib.util.find_spec("flashinfer") is not None
 
 
 def test_registered_without_importing_flashinfer() -> None:
-    entry = REGISTRIES[ATTENTION].get("fi")
+    entry = lookup(ATTENTION, "fi")
     assert entry.name == "flashinfer" and entry.distribution == "minisgl-flashinfer"
     assert entry.metadata["devices"] == ("cuda",)
 

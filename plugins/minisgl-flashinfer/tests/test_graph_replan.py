@@ -12,7 +12,7 @@ import importlib.util
 import pytest
 import torch
 
-from minisgl_core.engine.batch import Phase
+from minisgl_core.contracts import Phase
 from minisgl_core.testing.paged_scene import Extend, PagedScene
 
 pytestmark = pytest.mark.skipif(
@@ -64,7 +64,7 @@ def test_graph_batches_too_large_to_split_run_without_the_merge_kernel() -> None
     planned as outside graphs (no split-KV partials, no merge kernel), and replays still match the reference."""
     from minisgl_flashinfer.backend import FlashInferAttention
 
-    from minisgl_core.attention.torch_backend import TorchAttention
+    from minisgl_core.builtin.torch_attention import TorchAttention
     from minisgl_core.testing.attention_suite import AttentionBackendSuite
     from minisgl_core.testing.graph_decode import check_graph_decode
 

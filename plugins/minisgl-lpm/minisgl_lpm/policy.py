@@ -13,8 +13,7 @@ Only the public scheduling API is used: :class:`~minisgl_core.scheduling.Schedul
 
 from __future__ import annotations
 
-from minisgl_core.request import Req
-from minisgl_core.scheduling import SchedulerContext, SchedulerView, SchedulingPolicy
+from minisgl_core.contracts import Req, SchedulerContext, SchedulerView, SchedulingPolicy
 
 OPTIONS = ("max_queue_len",)
 

@@ -6,9 +6,7 @@ import random
 
 import pytest
 
-from minisgl_core.request import Req
-from minisgl_core.sampling_params import SamplingParams
-from minisgl_core.scheduling import SchedulerContext
+from minisgl_core.contracts import Req, SamplingParams, SchedulerContext
 from minisgl_core.testing import SchedulerSuite, tiny_model_dir, use_plugin
 
 use_plugin("minisgl_lpm")  # a no-op once the distribution is installed

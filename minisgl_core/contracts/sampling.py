@@ -1,0 +1,102 @@
+"""How to pick the next tokens of one request, and when to stop."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from minisgl_core.contracts.settings import setting
+
+SAMPLED, FILTERED, SEEDED, PENALIZED, LOGPROBS = 1, 2, 4, 8, 16
+"""Bits of :attr:`SamplingParams.sampler_flags`."""
+
+
+@dataclass
+class SamplingParams:
+    """Sampling and stopping settings of one request (the OpenAI / vLLM meanings).
+
+    ``temperature == 0`` is greedy decoding. ``top_k <= 0`` and ``top_p == 1`` and ``min_p == 0`` disable
+    those filters. ``seed`` makes a sampled request reproducible whatever else runs in the same batch.
+    Generation stops after ``max_tokens`` new tokens, at an end-of-sequence token of the model (unless
+    ``ignore_eos``), at any of ``stop_token_ids``, or when the text contains one of ``stop`` (the stop
+    string is not part of the returned text).
+    """
+
+    temperature: float = setting(1.0, "sampling temperature (0 = greedy)")
+    top_p: float = setting(1.0, "nucleus sampling: keep the most likely tokens up to this probability mass")
+    top_k: int = setting(-1, "keep only the k most likely tokens (-1 = all)")
+    min_p: float = setting(0.0, "drop tokens less likely than min_p times the most likely one")
+    seed: int | None = setting(None, "seed of this request's sampling (reproducible output)", flag="--sampling-seed")
+    max_tokens: int = setting(128, "most tokens to generate")
+    stop: list[str] = setting(help="stop strings", cli=False, factory=list)
+    stop_token_ids: list[int] = setting(help="token ids that end generation", cli=False, factory=list)
+    ignore_eos: bool = setting(False, "keep generating past the model's end-of-sequence tokens")
+    skip_special_tokens: bool = setting(True, "leave special tokens out of the text", cli=False)
+    presence_penalty: float = setting(0.0, "subtracted from the logit of every token already generated")
+    frequency_penalty: float = setting(0.0, "subtracted from a token's logit once per time it was generated")
+    repetition_penalty: float = setting(
+        1.0, "divides positive / multiplies negative logits of tokens in the prompt or output (> 1 discourages)"
+    )
+    logprobs: int | None = setting(
+        None, "return the logprob of each sampled token and of this many top alternatives (0-20)", cli=False
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        self.stop = list(self.stop or [])
+        self.stop_token_ids = [int(t) for t in self.stop_token_ids or []]
+        self.validate()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @functools.cached_property
+    def packed(self) -> tuple[tuple[float, ...], tuple[int, int]]:
+        """The sampler's per-request row: ``(temperature, top_p, min_p, presence, frequency, repetition)``
+        and ``(top_k or 0, seed or -1)`` (computed once; the scheduler builds a batch from it every step)."""
+        floats = (
+            self.temperature, self.top_p, self.min_p, self.presence_penalty, self.frequency_penalty,
+            self.repetition_penalty,
+        )  # fmt: skip
+        return floats, (self.top_k if self.top_k > 0 else 0, self.seed if self.seed is not None else -1)
+
+    @functools.cached_property
+    def sampler_flags(self) -> int:
+        """Which sampler stages this request needs, as bits (:data:`SAMPLED` ... :data:`LOGPROBS`), so the
+        scheduler can combine a batch's needs with one ``|`` per request."""
+        sampled = self.temperature > 0
+        filtered = self.top_k > 0 or self.top_p < 1.0 or self.min_p > 0.0
+        return (
+            (SAMPLED if sampled else 0)
+            | (FILTERED if sampled and filtered else 0)
+            | (SEEDED if sampled and self.seed is not None else 0)
+            | (PENALIZED if self.has_penalties else 0)
+            | (LOGPROBS if self.logprobs is not None else 0)
+        )
+
+    @property
+    def has_penalties(self) -> bool:
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0 or self.repetition_penalty != 1.0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field."""
+        checks = [
+            (self.temperature >= 0.0, "temperature", "must be >= 0"),
+            (0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]"),
+            (self.top_k == -1 or self.top_k >= 0, "top_k", "must be -1 (disabled) or >= 0"),
+            (0.0 <= self.min_p <= 1.0, "min_p", "must be in [0, 1]"),
+            (self.max_tokens >= 0, "max_tokens", "must be >= 0"),
+            (all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings"),
+            (all(t >= 0 for t in self.stop_token_ids), "stop_token_ids", "must be >= 0"),
+            (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty", "must be in [-2, 2]"),
+            (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty", "must be in [-2, 2]"),
+            (0.0 < self.repetition_penalty <= 10.0, "repetition_penalty", "must be in (0, 10]"),
+            (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs", "must be in [0, 20]"),
+        ]
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for ok, name, rule in checks:
+            if not ok:
+                raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")

@@ -1,0 +1,9 @@
+"""The engine of one process (one tensor-parallel rank): the model, KV memory, attention backends and the
+sampler, running one :class:`StepPlan` at a time on the device (CUDA graphs for decode), and the processes
+of the other tensor-parallel ranks."""
+
+from minisgl_core.engine.engine import Engine, StepOutput
+from minisgl_core.engine.plan import StepPlan
+from minisgl_core.engine.sampler import SampleResult, SamplingBatch
+
+__all__ = ["Engine", "SampleResult", "SamplingBatch", "StepOutput", "StepPlan"]
