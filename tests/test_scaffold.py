@@ -102,3 +102,24 @@ def test_pip_installed_plugin_is_found_through_its_entry_point(tmp_path: Path) -
     finally:
         removed = run(*pip, "uninstall", "-y", "minisgl-probe-model")
         assert removed.returncode == 0, removed.stderr
+
+
+def test_readme_commands_run_as_written(tmp_path: Path) -> None:
+    """The first shell block of each generated README runs as written (`pip install -e .` emulated)."""
+    for kind in KINDS:
+        root = tmp_path / f"minisgl-try-{kind}"
+        new_plugin(f"try-{kind}", kind, root)
+        block = (root / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+        commands = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+        env = {"PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env["MINISGL_PLUGIN_MODULES"] = f"minisgl_try_{kind}"  # what the entry point does once installed
+        ran = 0
+        for command in commands:
+            if not command or command.startswith("pip install"):
+                continue
+            result = subprocess.run(
+                command, shell=True, cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=300
+            )
+            assert result.returncode == 0, f"{kind}: {command}\n{result.stderr[-2000:]}"
+            ran += 1
+        assert ran >= 2 and "tokens: 8" in result.stdout, f"{kind}: {result.stdout}"

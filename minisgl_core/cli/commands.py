@@ -20,8 +20,17 @@ def add_engine_settings(parser: argparse.ArgumentParser) -> None:
     add_settings(parser, EngineConfig, "engine", required=("model",))
 
 
+SAMPLING = "sampling_"
+"""Prefix of the sampling settings' argparse destinations (``seed`` is also an engine setting)."""
+
+
 def add_sampling_settings(parser: argparse.ArgumentParser, title: str) -> None:
-    add_settings(parser, SamplingParams, title, unset=True)
+    add_settings(parser, SamplingParams, title, unset=True, prefix=SAMPLING)
+
+
+def sampling_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling settings given on the command line (those not given are left out)."""
+    return settings_from(args, SamplingParams, given_only=True, prefix=SAMPLING)
 
 
 def add_generate_command(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -36,7 +45,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from minisgl_core.llm import LLM
 
     llm = LLM(**engine_config_from(args).to_dict())
-    params = SamplingParams(**settings_from(args, SamplingParams, given_only=True))
+    params = SamplingParams(**sampling_from(args))
     prompts = args.prompt or ["Hello, my name is"]
     for prompt, out in zip(prompts, llm.generate(prompts, params)):
         print(f"prompt: {prompt!r}")

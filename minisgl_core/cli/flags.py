@@ -49,10 +49,17 @@ def _value_type(annotation: Any) -> Callable[[str], Any]:
 
 
 def add_settings(
-    parser: argparse.ArgumentParser, cls: type, title: str, *, required: tuple[str, ...] = (), unset: bool = False
+    parser: argparse.ArgumentParser,
+    cls: type,
+    title: str,
+    *,
+    required: tuple[str, ...] = (),
+    unset: bool = False,
+    prefix: str = "",
 ) -> None:
-    """Add a flag for every CLI field of the dataclass ``cls``. With ``unset`` every default is ``None``
-    (the flag was not given) instead of the field's default, for settings that have other defaults too."""
+    """Add a flag for every CLI field of the dataclass ``cls``, stored as ``prefix + field name``. With
+    ``unset`` every default is ``None`` (the flag was not given) instead of the field's default, for settings
+    that have other defaults too."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -61,7 +68,7 @@ def add_settings(
             continue
         flags = [meta.get("flag") or "--" + f.name.replace("_", "-")]
         flags += ["--" + alias.replace("_", "-") for alias in meta.get("aliases", ())]
-        kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help") or None}
+        kwargs: dict[str, Any] = {"dest": prefix + f.name, "help": meta.get("help") or None}
         hint = hints[f.name]
         default = None if unset or f.default is dataclasses.MISSING else f.default
         if hint is bool:
@@ -84,14 +91,14 @@ def add_settings(
         group.add_argument(*flags, **kwargs)
 
 
-def settings_from(args: argparse.Namespace, cls: type, *, given_only: bool = False) -> dict[str, Any]:
-    """The values of ``cls``'s fields found in ``args`` (with ``given_only``, only those not ``None``);
-    a dict option left empty is omitted so the field's own default applies."""
+def settings_from(args: argparse.Namespace, cls: type, *, given_only: bool = False, prefix: str = "") -> dict[str, Any]:
+    """The values of ``cls``'s fields found in ``args`` as :func:`add_settings` stored them (with
+    ``given_only``, only those not ``None``); a dict option left empty is omitted so the field's default applies."""
     values = {}
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True) or not hasattr(args, f.name):
+        if not f.metadata.get("cli", True) or not hasattr(args, prefix + f.name):
             continue
-        value = getattr(args, f.name)
+        value = getattr(args, prefix + f.name)
         if value is None and (given_only or typing.get_origin(typing.get_type_hints(cls)[f.name]) is dict):
             continue
         values[f.name] = value

@@ -7,10 +7,9 @@ import argparse
 import logging
 from typing import Any
 
-from minisgl_core.cli.commands import add_engine_settings, add_sampling_settings, engine_config_from
+from minisgl_core.cli.commands import add_engine_settings, add_sampling_settings, engine_config_from, sampling_from
 from minisgl_core.cli.flags import add_settings, settings_from
 from minisgl_core.config import EngineConfig, ServerArgs
-from minisgl_core.contracts.sampling import SamplingParams
 
 
 def add_serving_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -44,7 +43,7 @@ def _shell_over(config: EngineConfig, server_args: ServerArgs, args: argparse.Na
     try:
         url = server.start()
         model = server_args.served_model_name or config.model
-        settings = ShellSettings(sampling=settings_from(args, SamplingParams, given_only=True), system=args.system)
+        settings = ShellSettings(sampling=sampling_from(args), system=args.system)
         return run_shell(ChatClient(url, model, server_args.api_key), settings)
     finally:
         server.stop()

@@ -38,9 +38,6 @@ def _run(args: argparse.Namespace) -> int:
     print("next:")
     print(f"    cd {root} && pip install -e . && pytest")
     print(f"    minisgl plugins            # {names.name} is listed under {names.dist}")
-    print(
-        f"    minisgl generate --model demo {names.select}"
-        if args.kind != "model"
-        else f"    minisgl generate {names.select}"
-    )
+    for line in names.try_it.splitlines():
+        print(f"    {line}")
     return 0

@@ -15,8 +15,14 @@ _FLAG = {
     "attention": "--attention {name}",
     "cache": "--cache {name}",
     "scheduler": "--scheduler {name}",
-    "model": "--model PATH  # a checkpoint whose config.json names {class_name}",
+    "model": "--model ckpt",
 }
+_TINY_CHECKPOINT = (
+    'python -c "from transformers import LlamaConfig; from minisgl_core.testing import save_random_model; '
+    "save_random_model('ckpt', LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, "
+    "num_attention_heads=4, num_key_value_heads=2, vocab_size=259, architectures=['{class_name}']))\""
+)
+_TRY = "minisgl generate --model demo --device cpu --max-tokens 8 {select}"
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -36,6 +42,8 @@ class PluginNames:
     module_file: str
     select: str
     """How a user selects it on the command line."""
+    try_it: str
+    """Commands that run it from the command line, as written (a model first writes a tiny checkpoint)."""
 
     @classmethod
     def derive(cls, name: str, kind: str) -> PluginNames:
@@ -49,7 +57,12 @@ class PluginNames:
         class_name = camel if camel.endswith(suffix) else camel + suffix
         dist = name if name.startswith("minisgl-") else f"minisgl-{name}"
         names = dict(name=name, kind=kind, dist=dist, module=dist.replace("-", "_"), class_name=class_name)
-        return cls(**names, module_file=_MODULE_FILE[kind], select=_FLAG[kind].format(**names))
+        select = _FLAG[kind].format(**names)
+        if kind == "model":
+            try_it = _TINY_CHECKPOINT.format(**names) + "\nminisgl generate --device cpu --max-tokens 8 --model ckpt"
+        else:
+            try_it = _TRY.format(select=select)
+        return cls(**names, module_file=_MODULE_FILE[kind], select=select, try_it=try_it)
 
 
 def _templates(kind: str) -> dict[str, str]:

@@ -8,14 +8,20 @@ The suites are pytest base classes; a plugin's test subclasses one and names wha
 
     class TestMyPolicy(CachePolicySuite):
         policy = "my-policy"
+        options = {"max_tokens": "4096"}    # as `--cache-option max_tokens=4096`
 
 - :class:`AttentionBackendSuite`: an attention backend against the ``torch`` reference, step by step;
 - :class:`CachePolicySuite`: a KV-cache policy: slot accounting, prefix hits, eviction, generation;
 - :class:`SchedulerSuite`: a scheduling policy: method contracts, liveness, fairness bounds;
 - :class:`ModelPluginSuite`: a model: greedy tokens equal to transformers on a tiny random config.
 
-Names are imported lazily, so ``import minisgl_core.testing.tiny_models`` (the demo model uses it) does
-not need pytest.
+Every class attribute a subclass may set is documented on the suite (and in docs/plugins.md). The tiny-model
+helpers: :func:`byte_tokenizer` (an offline byte-level tokenizer with a ChatML template),
+:func:`tiny_config` / :func:`save_tiny_model` / :func:`save_random_model` (a random transformers model and
+that tokenizer written to a folder; they return the transformers model), :func:`tiny_model_dir` (one such
+folder per process, shared), and :func:`hf_greedy` (transformers' greedy continuation: the reference).
+
+Names are imported lazily, so importing this package needs neither pytest nor torch.
 """
 
 from __future__ import annotations
@@ -23,21 +29,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {
-    "AttentionBackendSuite": "minisgl_core.testing.attention_suite",
-    "CachePolicySuite": "minisgl_core.testing.cache_suite",
-    "SchedulerSuite": "minisgl_core.testing.scheduler_suite",
-    "ModelPluginSuite": "minisgl_core.testing.model_suite",
-    "use_plugin": "minisgl_core.testing.plugins",
-    "tiny_model_dir": "minisgl_core.testing.tiny_models",
-    "save_tiny_model": "minisgl_core.testing.tiny_models",
-    "save_random_model": "minisgl_core.testing.tiny_models",
-}
-
+_MODULES = {
+    "attention_suite": ("AttentionBackendSuite",),
+    "cache_suite": ("CachePolicySuite",),
+    "scheduler_suite": ("SchedulerSuite",),
+    "model_suite": ("ModelPluginSuite",),
+    "suite_base": ("ConformanceSuite",),
+    "plugins": ("use_plugin",),
+    "tiny_models": (
+        "byte_tokenizer", "hf_greedy", "save_random_model", "save_tiny_model", "tiny_config", "tiny_model_dir",
+    ),
+}  # fmt: skip
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'minisgl_core.testing' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

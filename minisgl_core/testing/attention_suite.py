@@ -71,7 +71,8 @@ class AttentionBackendSuite(ConformanceSuite):
     ) -> tuple[AttentionBackend, KVPool]:
         """Instantiate backend ``name`` over ``scene`` (or over a copy of its pool in ``pool_dtype``)."""
         pool = scene.pool if pool_dtype is None else scene.pool_copy(pool_dtype)
-        backend = lookup(ATTENTION, name).create(scene.context(pool, pool_dtype))
+        options = self.options if name == self.backend else None
+        backend = lookup(ATTENTION, name).create(scene.context(pool, pool_dtype, options))
         assert isinstance(backend, AttentionBackend), f"factory of {name!r} returned {type(backend).__name__}"
         return backend, pool
 
@@ -195,7 +196,9 @@ class AttentionBackendSuite(ConformanceSuite):
         kwargs = dict(device=self.device, dtype=dtype_name(self.dtype), page_size=page_size, max_prefill_tokens=32)
         outputs = {}
         for name in (self.reference, self.backend):
-            llm = LLM(str(tiny_model_dir("qwen3", **self.generation_model)), attention=name, **kwargs)
+            options = self.options if name == self.backend else {}
+            model = str(tiny_model_dir("qwen3", **self.generation_model))
+            llm = LLM(model, attention=name, attention_options=options, **kwargs)
             first = llm.generate(prompts, params, use_tqdm=False)  # chunked prefill, batched decode
             again = llm.generate(prompts[:2], params, use_tqdm=False)  # prefix-cache hits
             llm.scheduler.check_memory()

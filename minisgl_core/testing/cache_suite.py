@@ -20,6 +20,7 @@ that never reuses KV (like ``naive``): the hit tests then check that nothing is 
 from __future__ import annotations
 
 import random
+from types import MappingProxyType
 from typing import ClassVar
 
 import torch
@@ -48,7 +49,7 @@ class CachePolicySuite(ConformanceSuite):
     }
 
     def create(self, page_size: int, num_pages: int = 64) -> CachePolicy:
-        ctx = CacheContext(page_size=page_size, num_pages=num_pages, device=torch.device(self.device))
+        ctx = CacheContext(page_size, num_pages, torch.device(self.device), MappingProxyType(dict(self.options)))
         policy = lookup(CACHE, self.policy).create(ctx)
         assert isinstance(policy, CachePolicy), f"factory of {self.policy!r} returned {type(policy).__name__}"
         return policy
@@ -185,7 +186,8 @@ class CachePolicySuite(ConformanceSuite):
         for name in (self.reference, self.policy):
             llm = LLM(
                 str(tiny_model_dir("qwen3")), device=self.device, attention="torch", cache=name,
-                page_size=page_size, num_kv_tokens=256, max_prefill_tokens=64,
+                cache_options=self.options if name == self.policy else {}, page_size=page_size,
+                num_kv_tokens=256, max_prefill_tokens=64,
             )  # fmt: skip
             outs = llm.generate(prompts, params, use_tqdm=False) + llm.generate(prompts[:3], params, use_tqdm=False)
             llm.scheduler.check_memory()

@@ -46,8 +46,7 @@ def check_graph_decode(
 
     last_token = torch.zeros(scene.table.num_rows, dtype=torch.int64, device=scene.device)
     runner = CudaGraphRunner(
-        attention_only, backend, scene.pool, scene.table.device_table, last_token, scene.table.dummy_row,
-        scene.page_size, max_bs, scene.device,
+        attention_only, backend, scene.pool, scene.table, last_token, scene.page_size, max_bs, scene.device,
     )  # fmt: skip
     runner.capture()
     for lengths in batches:

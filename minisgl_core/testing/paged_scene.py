@@ -8,7 +8,9 @@ not given, produces different numbers. Requests may share prefix pages, as they 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 
@@ -69,9 +71,11 @@ class PagedScene:
         self._free_rows = list(range(max_requests))
         self.rng.shuffle(self._free_rows)
 
-    def context(self, pool: KVPool | None = None, dtype: torch.dtype | None = None) -> AttentionContext:
+    def context(
+        self, pool: KVPool | None = None, dtype: torch.dtype | None = None, options: Mapping[str, str] | None = None
+    ) -> AttentionContext:
         """The :class:`AttentionContext` a backend factory receives for this scene (optionally over another
-        pool of the same shape, e.g. a float32 copy for the reference backend)."""
+        pool of the same shape, e.g. a float32 copy for the reference backend, and with plugin options)."""
         pool = pool or self.pool
         return AttentionContext(
             num_heads=self.num_heads,
@@ -85,6 +89,7 @@ class PagedScene:
             max_model_len=self.max_model_len,
             dtype=dtype or self.dtype,
             device=self.device,
+            options=MappingProxyType(dict(options or {})),
         )
 
     def pool_copy(self, dtype: torch.dtype) -> KVPool:
@@ -127,7 +132,8 @@ class PagedScene:
             raise ValueError("decode steps extend every request by exactly one token")
         for e in extends:
             self.grow(e.req, e.end)
-            self.table.device_table[e.req.row, : e.end] = torch.tensor(e.req.slots[: e.end], dtype=torch.int32)
+            slots = torch.tensor(e.req.slots[: e.end], dtype=torch.int64)
+            self.table.apply_writes([(e.req.row, slots)], lambda t: t.to(self.device))
         q_lens = [e.end - e.start for e in extends]
         kv_lens = [e.end for e in extends]
         cu_q = [0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from minisgl_core.contracts.request import Req
@@ -69,7 +70,9 @@ class SchedulerSuite(ConformanceSuite):
         from minisgl_core.llm import LLM
         from minisgl_core.testing.tiny_models import tiny_model_dir
 
+        options = self.options if scheduler == self.scheduler else {}
         kwargs: dict[str, Any] = dict(device=self.device, attention="torch", scheduler=scheduler)
+        kwargs["scheduler_options"] = options
         kwargs.update(overrides)
         return LLM(str(tiny_model_dir("qwen3")), **kwargs).runtime
 
@@ -117,7 +120,7 @@ class SchedulerSuite(ConformanceSuite):
     # -- contract -------------------------------------------------------------------------------------------
 
     def test_policy_contract(self) -> None:
-        ctx = SchedulerContext(max_running_requests=4, max_prefill_tokens=64, page_size=1, kv_capacity_tokens=512)
+        ctx = SchedulerContext(4, 64, page_size=1, kv_capacity_tokens=512, options=MappingProxyType(dict(self.options)))
         policy = lookup(SCHEDULER, self.scheduler).create(ctx)
         assert isinstance(policy, SchedulingPolicy), f"factory returned {type(policy).__name__}"
         waiting = [_req(i, 10 + 7 * i) for i in range(6)]

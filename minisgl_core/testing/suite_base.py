@@ -21,6 +21,11 @@ class ConformanceSuite:
     """Fixture name -> the class attribute listing its values."""
 
     page_sizes: ClassVar[tuple[int, ...]] = (1, 16)
+    """KV page sizes the paged tests run over (a fixture ``page_size`` per value)."""
+    options: ClassVar[dict[str, str]] = {}
+    """Options for the plugin under test, as users pass them (``--attention-option`` / ``--cache-option`` /
+    ``--scheduler-option KEY=VALUE``): they reach its factory as ``ctx.options`` in every test, and the
+    engine runs of the suite get them too. The reference implementation gets none."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
