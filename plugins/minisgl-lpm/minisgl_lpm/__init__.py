@@ -17,4 +17,5 @@ def minisgl_register_schedulers(register) -> None:  # noqa: ANN001 - the core's 
         "lpm",
         "minisgl_lpm.policy:LongestPrefixMatch",
         description="longest cached prefix first (cache-aware); fcfs order when more than 128 requests wait",
+        options=("max_queue_len",),  # checked before the model loads; the policy validates the value
     )

@@ -72,6 +72,16 @@ class TestLPMConformance(SchedulerSuite):
     scheduler = "lpm"
 
 
+class TestLPMShortQueueConformance(SchedulerSuite):
+    """The suite with a plugin option: every engine it drives runs lpm with ``max_queue_len=2``."""
+
+    scheduler = "lpm"
+    options = {"max_queue_len": "2"}
+
+    def test_the_option_reaches_the_policy(self) -> None:
+        assert self.runtime("lpm").scheduler.policy.max_queue_len == 2
+
+
 def shared_prefix_prompts(groups: int = 4, per_group: int = 6, prefix: int = 96) -> list[list[int]]:
     """Requests of ``groups`` system prompts, arriving interleaved (group 0, 1, 2, 3, 0, 1, ...)."""
     rng = random.Random(0)
