@@ -71,8 +71,9 @@ def add_settings(
         kwargs: dict[str, Any] = {"dest": prefix + f.name, "help": meta.get("help") or None}
         hint = hints[f.name]
         default = None if unset or f.default is dataclasses.MISSING else f.default
-        if hint is bool:
-            kwargs.update(action="store_true", default=default)
+        if hint is bool:  # on by default: --name and --no-name
+            action = argparse.BooleanOptionalAction if f.default is True and not unset else "store_true"
+            kwargs.update(action=action, default=default)
         elif typing.get_origin(hint) is dict:
             kwargs.update(action=_OptionAction, default=None, metavar="KEY=VALUE")
         else:

@@ -54,6 +54,12 @@ class EngineConfig:
     load_format: str = setting("auto", "'dummy' = random weights", choices=LOAD_FORMATS)
     seed: int = setting(0, "seed of the engine's sampler and of dummy weights")
     disable_overlap: bool = setting(False, "read each step's results before planning the next")
+    mixed_chunk: bool = setting(
+        True,
+        "prefill steps also advance every running request by one token, in the same forward (off: a prefill "
+        "step holds prompt chunks only and decoding waits for it)",
+        aliases=("enable_mixed_chunk",),
+    )
     cuda_graph_max_bs: int | None = setting(None, "largest decode batch captured in a CUDA graph (0 = off)")
     tp: int = setting(
         1, "tensor-parallel size (one engine process per rank)", aliases=("tensor_parallel_size", "tp_size")

@@ -173,6 +173,8 @@ class Engine:
             dev[i] = dev[i].to(torch.int32)
         positions_d, slots_d, rows_d, q_d, kv_d, cu_q_d, cu_kv_d, sample_d, token_rows_d = dev[:9]
         input_ids = self.last_token[rows_d] if plan.phase is Phase.DECODE else dev[9]
+        if plan.num_device_inputs:  # a mixed step: its decoding requests' tokens are on the device
+            input_ids[-plan.num_device_inputs :] = self.last_token[rows_d[-plan.num_device_inputs :]]
         self.page_table.write_step(token_rows_d, positions_d, slots_d)
         return ForwardBatch(
             phase=plan.phase,

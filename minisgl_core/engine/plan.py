@@ -30,10 +30,14 @@ class StepPlan:
     sample: list[int]
     sampling: SamplingBatch
     input_ids: torch.Tensor | None = None  # int64 [sum(q_lens)], prefill only
+    num_device_inputs: int = 0
+    """Prefill steps: the last ``num_device_inputs`` requests decode (one token each) and take their input
+    token from the device like a decode step (a mixed step); their ``input_ids`` entries are placeholders."""
     table_writes: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    """``(row, slots)``: page-table installs queued since the last plan (``PageTable.take_writes``), written
+    to the device copy first."""
     penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     """``(row, prompt ids, output ids)`` of admitted requests with penalties: their statistics restart."""
-    """``(row, slots)``: cached-prefix slots of newly admitted requests, written to the page table first."""
 
     @property
     def batch_size(self) -> int:

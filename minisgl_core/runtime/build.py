@@ -141,5 +141,7 @@ def build_runtime(config: EngineConfig) -> Runtime:
         options=MappingProxyType(config.scheduler_options),
     )
     policy = build(SCHEDULER, config.scheduler, scheduler_ctx, SchedulingPolicy)
-    scheduler = Scheduler(engine, kv, policy, overlap=not config.disable_overlap, clock=scheduler_ctx.clock)
+    scheduler = Scheduler(
+        engine, kv, policy, overlap=not config.disable_overlap, clock=scheduler_ctx.clock, mixed=config.mixed_chunk
+    )
     return Runtime(config, model_dir, model_config, engine, scheduler, max_model_len, followers)

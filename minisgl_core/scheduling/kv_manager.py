@@ -14,6 +14,11 @@ from minisgl_core.contracts.request import Req
 from minisgl_core.kv import PageAllocator, PageTable, pages_of_slots
 
 
+def reusable_ids(req: Req) -> list[int]:
+    """The tokens whose cached KV ``req`` may reuse: all it fills but the last (its logits must be computed)."""
+    return req.all_ids[: req.fill_len - 1]
+
+
 def pages_for(start: int, end: int, page_size: int) -> int:
     """New pages needed to grow a request from ``start`` to ``end`` tokens."""
     return -(-end // page_size) - -(-start // page_size)

@@ -3,7 +3,9 @@
 Each :meth:`Scheduler.step` plans step ``n+1`` and launches it on the device *before* it reads the
 tokens of step ``n``, so the host never waits for the device while there is work. Decode steps take their
 input tokens from the device (the engine's ``last_token``), which is what makes planning ahead possible.
-With ``disable_overlap`` the results of a step are read right after it is launched.
+With ``disable_overlap`` the results of a step are read right after it is launched. With ``mixed`` a prefill
+step also carries one token of every running request (a *mixed* step: one forward for both), so arriving
+prompts do not stall the requests that are decoding.
 """
 
 from __future__ import annotations
@@ -16,23 +18,14 @@ from dataclasses import dataclass
 import torch
 
 from minisgl_core.contracts.batch import Phase
-from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
+from minisgl_core.contracts.request import FinishReason, Req
 from minisgl_core.contracts.scheduler import SchedulingPolicy
-from minisgl_core.engine import Engine, SampleResult, SamplingBatch, StepOutput, StepPlan
-from minisgl_core.scheduling.kv_manager import KVManager, pages_for
+from minisgl_core.engine import Engine, SamplingBatch, StepOutput, StepPlan
+from minisgl_core.scheduling.kv_manager import KVManager, pages_for, reusable_ids
+from minisgl_core.scheduling.step_stats import StepStats, step_kind
+from minisgl_core.scheduling.updates import ReqUpdate, token_logprobs
 
 logger = logging.getLogger("minisgl.scheduler")
-
-
-@dataclass(slots=True)
-class ReqUpdate:
-    """New output of one request after a step."""
-
-    req: Req
-    new_token_ids: list[int]
-    finish_reason: FinishReason | None
-    logprobs: list[TokenLogprob] | None = None
-    """One entry per new token when the request asked for ``logprobs``."""
 
 
 @dataclass
@@ -41,6 +34,7 @@ class _InFlight:
     reqs: list[Req]
     sampled: list[Req]
     output: StepOutput
+    kind: str
 
 
 class Scheduler:
@@ -53,11 +47,14 @@ class Scheduler:
         policy: SchedulingPolicy,
         overlap: bool,
         clock: Callable[[], float] = time.monotonic,
+        mixed: bool = False,
     ) -> None:
         self.engine = engine
         self.kv = kv
         self.policy = policy
         self.overlap = overlap
+        self.mixed = mixed
+        self.step_stats = StepStats()
         self.clock = clock
         self.waiting: list[Req] = []
         self.running: list[Req] = []
@@ -75,10 +72,6 @@ class Scheduler:
         """Admitted requests whose prompt is not fully computed yet (a chunked prompt)."""
         return [r for r in self._prefilling if r.row is not None and r.in_prefill]
 
-    @prefilling.setter
-    def prefilling(self, reqs: list[Req]) -> None:
-        self._prefilling = reqs
-
     @property
     def available_tokens(self) -> int:
         return self.kv.available_tokens
@@ -89,7 +82,7 @@ class Scheduler:
 
     def prefix_match_len(self, req: Req) -> int:
         """The cached prefix ``req`` would be admitted with, peeked: the cache's LRU order is left alone."""
-        return self.kv.cache.peek_prefix_len(_match_ids(req))
+        return self.kv.cache.peek_prefix_len(reusable_ids(req))
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -116,19 +109,24 @@ class Scheduler:
     def step(self) -> list[ReqUpdate]:
         """Plan and launch one step, and return the outputs of the step before it (or of this one when
         overlap is off)."""
+        start = time.perf_counter()
         plan_and_reqs = self._schedule()
         launched = None
         if plan_and_reqs is not None:
             plan, reqs, sampled = plan_and_reqs
-            launched = _InFlight(plan, reqs, sampled, self.engine.run(plan))
+            kind = step_kind(plan.phase is Phase.PREFILL, plan.num_device_inputs)
+            launched = _InFlight(plan, reqs, sampled, self.engine.run(plan), kind)
             self.num_steps += 1
         updates, self._drained = self._drained, []
+        read = self._in_flight if self.overlap else launched
         if self._in_flight is not None:
             updates += self._process(self._in_flight)
         self._in_flight = launched
         if not self.overlap and self._in_flight is not None:
             updates += self._process(self._in_flight)
             self._in_flight = None
+        if read is not None:
+            self.step_stats.record(read.kind, read.plan.num_tokens, time.perf_counter() - start)
         return updates
 
     def _drain(self) -> None:
@@ -151,7 +149,7 @@ class Scheduler:
                 self.running.remove(req)
                 self.kv.release(req)
                 self.policy.on_finish(req, self)
-            logprobs = _logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
+            logprobs = token_logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
             updates.append(ReqUpdate(req, [token], reason, logprobs))
         return updates
 
@@ -201,21 +199,37 @@ class Scheduler:
             budget -= n
         if not reqs:
             return None
-        self.prefilling = [r for r in reqs if r.in_prefill]
-        sampled_idx = [i for i, r in enumerate(reqs) if not r.in_prefill]
+        self._prefilling = [r for r in reqs if r.in_prefill]
+        completed = [i for i, r in enumerate(reqs) if not r.in_prefill]
+        decodes = self._mixed_decodes(set(reqs)) if self.mixed else []
+        if decodes:  # their input tokens come from the device; the placeholders are overwritten there
+            slots.append(self.kv.extend_decode(decodes))
+            ids.extend([0] * len(decodes))
+            q_lens.extend([1] * len(decodes))
+        sampled_idx = completed + list(range(len(reqs), len(reqs) + len(decodes)))
+        reqs += decodes
         plan = self._make_plan(Phase.PREFILL, reqs, q_lens, torch.cat(slots), sampled_idx)
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
+        plan.num_device_inputs = len(decodes)
         plan.penalty_init = penalty_init
-        for i in sampled_idx:  # prompts completed by this step: share them now (the next plan moves rows)
+        for i in completed:  # prompts completed by this step: share them now (the next plan moves rows)
             self.kv.cache_prompt(reqs[i])
         return plan, reqs, [reqs[i] for i in sampled_idx]
+
+    def _mixed_decodes(self, taken: set[Req]) -> list[Req]:
+        """The running requests a mixed step advances by one token (none when their pages are not free:
+        the decode step that follows handles memory pressure)."""
+        decodes = [r for r in self.running if r not in taken and r.decodable]
+        if decodes and not self.kv.ensure_free_pages(self.kv.decode_pages_needed(decodes)):
+            return []
+        return decodes
 
     def _try_admit(self, req: Req, budget: int) -> int | None:
         """Admit ``req`` when its whole remaining prompt (plus the policy's decode reserve, unless nothing
         else runs) fits in KV memory; return the size of its first chunk, or None."""
         ps = self.kv.page_size
         cache = self.kv.cache
-        match = cache.match_prefix(_match_ids(req))
+        match = cache.match_prefix(reusable_ids(req))
         cache.lock(match.handle)
         need_pages = pages_for(match.length, req.fill_len, ps)
         reserve_pages = -(-self.policy.decode_reserve([*self.running, req]) // ps) if self.running else 0
@@ -282,16 +296,3 @@ class Scheduler:
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""
         self.kv.check(self.running)
-
-
-def _match_ids(req: Req) -> list[int]:
-    """The tokens whose cached KV ``req`` may reuse: all it fills but the last (its logits must be computed)."""
-    return req.all_ids[: req.fill_len - 1]
-
-
-def _logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]:
-    assert result.logprobs is not None
-    alternatives: list[tuple[int, float]] = []
-    if top > 0 and result.top_ids is not None and result.top_logprobs is not None:
-        alternatives = list(zip(result.top_ids[i, :top].tolist(), result.top_logprobs[i, :top].tolist()))
-    return [TokenLogprob(int(result.tokens[i]), float(result.logprobs[i]), alternatives)]
