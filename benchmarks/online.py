@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_report import machine, plot, summarize, table  # noqa: E402
+from online_report import machine, plot, run_record, summarize, table  # noqa: E402
 from online_server import LaunchedServer, model_vocab_size, resolve_random_small, scrape_metrics, served_model  # noqa: E402
 from traces import PromptBuilder, TraceRequest, load_trace, trace_stats  # noqa: E402
 
@@ -227,6 +227,9 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                     with open(f"{stem}.requests.jsonl", "w") as f:
                         f.writelines(json.dumps(r) + "\n" for r in results)
                     Path(f"{stem}.summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+                if args.record:
+                    with open(args.record, "a") as f:
+                        f.write(json.dumps(run_record(summary, args.commit, " ".join(launch or []))) + "\n")
         finally:
             if server is not None:
                 server.stop()
@@ -243,7 +246,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="model name sent in requests (default: the server's)")
     p.add_argument("--api-key", default=None)
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply arrival gaps (0.5 = twice the rate)")
-    p.add_argument("--sweep", default=None, help="comma-separated time scales to run in turn, e.g. 0.5,1,2")
+    p.add_argument("--sweep", default=None, help="comma-separated time scales to run in turn, e.g. 1,0.25,0.1")
+    p.add_argument("--record", default=None, help="append one JSON line per run (p50/p99 in ms, commit, flags)")
+    p.add_argument("--commit", default=os.environ.get("MINISGL_COMMIT", "unknown"), help="recorded with --record")
     p.add_argument("--max-concurrency", type=int, default=None, help="most requests in flight (default: no cap)")
     p.add_argument("--wait-for-parent", action="store_true", help="send a turn only after its parent turn ended")
     p.add_argument("--num-requests", type=int, default=None, help="replay only the first N requests")

@@ -29,6 +29,33 @@ def dist(values: list[float]) -> dict[str, float] | None:
     }
 
 
+def run_record(summary: dict[str, Any], commit: str, flags: str) -> dict[str, Any]:
+    """One run as the JSON line ``benchmarks/results/online-h200*/`` keep: rate, throughput, p50/p99 of TTFT,
+    TPOT and E2E in milliseconds, and where it ran (machine, commit, server flags)."""
+
+    def pct(key: str) -> dict[str, float] | None:
+        d = summary.get(key)
+        return {q: round(d[q] * 1e3, 2) for q in ("p50", "p99")} if d else None
+
+    return {
+        "label": summary["label"],
+        "time_scale": summary["time_scale"],
+        "request_rate": summary["request_rate"],
+        "request_throughput": round(summary["request_throughput"], 3),
+        "output_throughput": round(summary["output_throughput"], 1),
+        "ttft_ms": pct("ttft_s"),
+        "tpot_ms": pct("tpot_s"),
+        "e2e_ms": pct("e2e_s"),
+        "completed": summary["completed"],
+        "failed": summary["failed"],
+        "cached_ratio": round(summary["cached_ratio"], 3),
+        "machine": summary["config"]["machine"],
+        "date": summary["config"]["date"],
+        "commit": commit,
+        "flags": flags,
+    }
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -46,8 +73,8 @@ def ms(d: dict | None, key: str) -> str:
 def table(summaries: list[dict[str, Any]]) -> str:
     """A markdown table of the runs' headline numbers (latencies in ms)."""
     head = (
-        "| label | time scale | offered req/s | done | req/s | output tok/s | total tok/s | TTFT mean / p50 / p90 "
-        "| TPOT mean / p50 / p90 | E2E p50 / p90 | cached prompt tokens |"
+        "| label | time scale | offered req/s | done | req/s | output tok/s | total tok/s | TTFT mean / p50 / p99 "
+        "| TPOT mean / p50 / p99 | E2E p50 / p99 | cached prompt tokens |"
     )
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summaries:
@@ -58,8 +85,8 @@ def table(summaries: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {s['label']} | {s['time_scale']:g} | {rate} | {s['completed']}/{s['num_requests']} "
             f"| {s['request_throughput']:.2f} | {s['output_throughput']:.1f} | {s['total_token_throughput']:.1f} "
-            f"| {ms(t, 'mean')} / {ms(t, 'p50')} / {ms(t, 'p90')} | {ms(p, 'mean')} / {ms(p, 'p50')} / {ms(p, 'p90')} "
-            f"| {ms(e, 'p50')} / {ms(e, 'p90')} | {cached} |"
+            f"| {ms(t, 'mean')} / {ms(t, 'p50')} / {ms(t, 'p99')} | {ms(p, 'mean')} / {ms(p, 'p50')} / {ms(p, 'p99')} "
+            f"| {ms(e, 'p50')} / {ms(e, 'p99')} | {cached} |"
         )
     return "\n".join(lines)
 

@@ -149,7 +149,7 @@ def test_replay_against_demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     out = tmp_path / "out"
     argv = ["--trace", str(path), "--launch", "--model demo --device cpu --attention torch --log-interval 0",
             "--wait-for-parent", "--warmup", "1", "--out-dir", str(out), "--label", "t", "--server-timeout", "120",
-            "--request-timeout", "60"]  # fmt: skip
+            "--request-timeout", "60", "--record", str(tmp_path / "runs.jsonl"), "--commit", "abc1234"]  # fmt: skip
     assert online.main(argv) == 0
     s = json.loads((out / "t-ts1.summary.json").read_text())
     assert (s["num_requests"], s["completed"], s["failed"]) == (4, 4, 0)
@@ -163,6 +163,14 @@ def test_replay_against_demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert s["cached_tokens"] >= parents - 2  # each second turn reuses its first turn's prompt
     assert s["server_metrics"]["prefix_cache_hit_tokens"] == s["cached_tokens"]
     assert s["config"]["vocab_size"] == 259  # the demo model's vocabulary, read from its config
+    (run,) = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert (run["time_scale"], run["commit"], run["completed"]) == (1.0, "abc1234", 4) and "--model demo" in run[
+        "flags"
+    ]
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        assert run[key]["p50"] == pytest.approx(s[key.replace("_ms", "_s")]["p50"] * 1e3, abs=0.01)
+        assert run[key]["p99"] >= run[key]["p50"]
+    assert run["request_throughput"] > 0 and run["machine"]
     lines = [json.loads(x) for x in (out / "t-ts1.requests.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all(x["error"] is None and x["ttft"] > 0 for x in lines)
     try:

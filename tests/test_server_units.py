@@ -98,12 +98,14 @@ def test_detokenizer_final_partial_character_matches_one_shot_decode(tok) -> Non
 
 def test_status_line() -> None:
     log = StatsLogger(interval=5.0)
-    s0 = EngineStats(1, 0, 100, 90, 5, 5, 0, 0, 0, 0, 0)
-    s1 = EngineStats(3, 2, 100, 50, 10, 40, 1000, 250, 2000, 0, 0)
+    s0 = EngineStats(1, 0, 100, 90, 5, 5, 0, 0, 0, 0, 0, {"prefill": (1, 512, 0.02), "decode": (4, 4, 0.01)})
+    steps = {"prefill": (3, 2560, 0.08), "mixed": (2, 300, 0.05), "decode": (14, 104, 0.04)}
+    s1 = EngineStats(3, 2, 100, 50, 10, 40, 1000, 250, 2000, 0, 0, steps)
     log.start(s0)
     line = log.format(s1, 2.0)
     assert "gen throughput 1000.0 tok/s" in line and "running 3, waiting 2" in line
     assert "KV used 40.0%" in line and "prefix-cache hit rate 25.0%" in line
+    assert "steps: prefill 2 x 30.0 ms (1024 tok), mixed 2 x 25.0 ms (150 tok), decode 10 x 3.0 ms (10 tok)" in line
     assert not log.due() and not StatsLogger(0).due()
 
 

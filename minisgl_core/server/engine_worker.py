@@ -145,6 +145,7 @@ class EngineWorker:
             generation_tokens=self.generation_tokens,
             num_retractions=s.num_retractions,
             num_aborted=self.num_aborted,
+            steps=s.step_stats.snapshot(),
         )
 
 

@@ -162,6 +162,8 @@ class EngineStats(msgspec.Struct, tag=True, array_like=True):
     num_retractions: int
     num_aborted: int
     """Requests aborted (client gone, stop string) (cumulative)."""
+    steps: dict[str, tuple[int, int, float]] = {}
+    """Per kind of step (prefill, mixed, decode): steps, tokens, seconds (cumulative; ``StepStats``)."""
 
 
 TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo

@@ -1,4 +1,5 @@
-"""The engine's periodic status line while it is busy: throughput, queues, KV usage, prefix-cache hits."""
+"""The engine's periodic status line while it is busy: throughput, queues, KV usage, prefix-cache hits, and
+where the step time went (prefill, mixed and decode steps: how many, their mean time, tokens per step)."""
 
 from __future__ import annotations
 
@@ -47,5 +48,16 @@ class StatsLogger:
             f"gen throughput {gen / elapsed:.1f} tok/s, prompt {prompt / elapsed:.1f} tok/s, "
             f"running {s.num_running}, waiting {s.num_waiting}, "
             f"KV used {kv:.1f}% ({s.kv_pages_used}/{s.kv_pages_total} pages, {s.kv_pages_cached} cached), "
-            f"prefix-cache hit rate {hit_rate:.1f}%"
+            f"prefix-cache hit rate {hit_rate:.1f}%, steps: {self._steps(s, prev)}"
         )
+
+    @staticmethod
+    def _steps(s: EngineStats, prev: EngineStats | None) -> str:
+        """``prefill 3 x 18.2 ms (2048 tok), mixed ..., decode ...`` over the interval (kinds that ran)."""
+        parts = []
+        for kind, (steps, tokens, seconds) in s.steps.items():
+            before = prev.steps.get(kind, (0, 0, 0.0)) if prev else (0, 0, 0.0)
+            n, tok, sec = steps - before[0], tokens - before[1], seconds - before[2]
+            if n:
+                parts.append(f"{kind} {n} x {sec / n * 1e3:.1f} ms ({tok / n:.0f} tok)")
+        return ", ".join(parts) or "none"
