@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> dict:
         attention=args.attention,
         page_size=args.page_size,
         disable_overlap=args.disable_overlap,
+        mixed_chunk=not args.no_mixed_chunk,
         cuda_graph_max_bs=args.cuda_graph_max_bs,
         max_running_requests=args.max_running_requests,
         max_prefill_tokens=args.max_prefill_tokens,
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> dict:
         "attention": args.attention,
         "page_size": args.page_size,
         "overlap": not args.disable_overlap,
+        "mixed_chunk": not args.no_mixed_chunk,
         "cuda_graphs": engine.graph_runner is not None,
         "tp": args.tp,
         "num_seqs": args.num_seqs,
@@ -115,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--page-size", type=int, default=1)
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--disable-overlap", action="store_true")
+    p.add_argument("--no-mixed-chunk", action="store_true", help="prefill steps without the running decodes")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
     p.add_argument("--max-running-requests", type=int, default=256)
     p.add_argument("--max-prefill-tokens", type=int, default=8192)
