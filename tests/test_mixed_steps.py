@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from minisgl_core import LLM, SamplingParams
+from minisgl_core import LLM, SamplingParams, hookimpl
+from minisgl_core.contracts import SchedulerView, SchedulingPolicy
+from minisgl_core.plugins import register_plugin, unregister_plugin
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=10, ignore_eos=True)
 PROMPTS = [[(7 * i + j) % 250 for j in range(n)] for i, n in enumerate((3, 40, 5, 70, 12, 33))]
@@ -52,3 +54,38 @@ def test_mixed_steps_with_sampling_penalties_and_seeds(tiny_qwen3) -> None:
         )  # fmt: skip
         results.append([o.token_ids for o in llm.generate(PROMPTS, params, use_tqdm=False)])
     assert results[0] == results[1]
+
+
+class NeverMix(SchedulingPolicy):
+    def mix_decodes(self, prefill_tokens: int, view: SchedulerView) -> bool:
+        return False
+
+
+class AlwaysMix(SchedulingPolicy):
+    def mix_decodes(self, prefill_tokens: int, view: SchedulerView) -> bool:
+        return True
+
+
+class MixPlugin:
+    @hookimpl
+    def minisgl_register_schedulers(self, register):  # noqa: ANN001, ANN201
+        register("test-never-mix", NeverMix)
+        register("test-always-mix", AlwaysMix)
+
+
+def test_the_policy_decides_which_prefill_steps_mix(tiny_qwen3) -> None:
+    name = register_plugin(MixPlugin(), name="mix-test")
+    try:
+        mixed_steps = {}
+        for scheduler in ("test-never-mix", "fcfs", "test-always-mix"):
+            llm = LLM(
+                str(tiny_qwen3.path), device="cpu", attention="torch", max_prefill_tokens=16,
+                max_running_requests=4, scheduler=scheduler,
+            )  # fmt: skip
+            outs = llm.generate(PROMPTS, GREEDY, use_tqdm=False)
+            assert [o.token_ids for o in outs] == [tiny_qwen3.greedy(p, 10) for p in PROMPTS]
+            mixed_steps[scheduler] = llm.scheduler.step_stats.snapshot()["mixed"][0]
+    finally:
+        unregister_plugin(name)
+    # the default mixes only steps with at most half a budget of prompt tokens: fewer than always
+    assert mixed_steps["test-never-mix"] == 0 < mixed_steps["fcfs"] < mixed_steps["test-always-mix"], mixed_steps

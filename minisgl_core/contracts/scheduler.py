@@ -114,6 +114,14 @@ class SchedulingPolicy:
         """The request to retract when a decode step cannot get KV memory. Default: the latest arrival."""
         return max(candidates, key=lambda r: r.arrival)
 
+    def mix_decodes(self, prefill_tokens: int, view: SchedulerView) -> bool:
+        """Whether a prefill step that computes ``prefill_tokens`` prompt tokens also advances every running
+        request by one token (a *mixed* step). Asked only when mixing is on (``--mixed-chunk``) and some request
+        decodes. Mixing keeps decoding going while prompts arrive (latency); a step already full of prompt
+        tokens keeps the GPU busy, and its decodes are cheaper in the next decode step's CUDA graph
+        (throughput). Default: mix when the prompt tokens are at most half of ``max_prefill_tokens``."""
+        return prefill_tokens <= self.ctx.max_prefill_tokens // 2
+
     def on_admit(self, req: Req, view: SchedulerView) -> None:  # noqa: B027 - optional notification
         """Called right after ``req`` was admitted (it is in ``view.running`` now), while the step that
         computes its first chunk is planned. A retracted request is admitted again later

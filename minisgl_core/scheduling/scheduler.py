@@ -201,7 +201,8 @@ class Scheduler:
             return None
         self._prefilling = [r for r in reqs if r.in_prefill]
         completed = [i for i, r in enumerate(reqs) if not r.in_prefill]
-        decodes = self._mixed_decodes(set(reqs)) if self.mixed else []
+        mix = self.mixed and self.policy.mix_decodes(sum(q_lens), self)
+        decodes = self._mixed_decodes(set(reqs)) if mix else []
         if decodes:  # their input tokens come from the device; the placeholders are overwritten there
             slots.append(self.kv.extend_decode(decodes))
             ids.extend([0] * len(decodes))
