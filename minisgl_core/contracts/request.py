@@ -69,6 +69,11 @@ class Req:
         self._stop_ids = stop if self.params.ignore_eos else stop | self.eos_ids
 
     @property
+    def stop_ids(self) -> frozenset[int]:
+        """Token ids that end this request (EOS unless ``ignore_eos``, plus ``stop_token_ids``)."""
+        return self._stop_ids
+
+    @property
     def all_ids(self) -> list[int]:
         return self.prompt_ids + self.output_ids
 

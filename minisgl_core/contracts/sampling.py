@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from minisgl_core.contracts.settings import setting
 
-SAMPLED, FILTERED, SEEDED, PENALIZED, LOGPROBS = 1, 2, 4, 8, 16
+SAMPLED, FILTERED, SEEDED, PENALIZED, LOGPROBS, BIASED = 1, 2, 4, 8, 16, 32
 """Bits of :attr:`SamplingParams.sampler_flags`."""
 
 
@@ -19,7 +19,9 @@ class SamplingParams:
     those filters. ``seed`` makes a sampled request reproducible whatever else runs in the same batch.
     Generation stops after ``max_tokens`` new tokens, at an end-of-sequence token of the model (unless
     ``ignore_eos``), at any of ``stop_token_ids``, or when the text contains one of ``stop`` (the stop
-    string is not part of the returned text).
+    string is not part of the returned text). ``logit_bias`` adds a value in ``[-100, 100]`` to the logits of
+    the given token ids before sampling (+100 all but forces a token, -100 all but bans it); ``min_tokens``
+    bans the end-of-sequence and ``stop_token_ids`` tokens until that many tokens were generated.
     """
 
     temperature: float = setting(1.0, "sampling temperature (0 = greedy)")
@@ -37,6 +39,10 @@ class SamplingParams:
     repetition_penalty: float = setting(
         1.0, "divides positive / multiplies negative logits of tokens in the prompt or output (> 1 discourages)"
     )
+    logit_bias: dict[int, float] | None = setting(
+        None, "token id -> bias in [-100, 100] added to its logit before sampling", cli=False
+    )
+    min_tokens: int = setting(0, "generate at least this many tokens before EOS or stop_token_ids may end it")
     logprobs: int | None = setting(
         None, "return the logprob of each sampled token and of this many top alternatives (0-20)", cli=False
     )
@@ -46,6 +52,8 @@ class SamplingParams:
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
         self.stop_token_ids = [int(t) for t in self.stop_token_ids or []]
+        if self.logit_bias is not None:
+            self.logit_bias = _checked_bias(self.logit_bias)
         self.validate()
 
     @property
@@ -74,6 +82,7 @@ class SamplingParams:
             | (SEEDED if sampled and self.seed is not None else 0)
             | (PENALIZED if self.has_penalties else 0)
             | (LOGPROBS if self.logprobs is not None else 0)
+            | (BIASED if self.logit_bias or self.min_tokens > 0 else 0)
         )
 
     @property
@@ -88,6 +97,8 @@ class SamplingParams:
             (self.top_k == -1 or self.top_k >= 0, "top_k", "must be -1 (disabled) or >= 0"),
             (0.0 <= self.min_p <= 1.0, "min_p", "must be in [0, 1]"),
             (self.max_tokens >= 0, "max_tokens", "must be >= 0"),
+            (isinstance(self.min_tokens, int) and 0 <= self.min_tokens, "min_tokens", "must be an integer >= 0"),
+            (self.min_tokens <= self.max_tokens, "min_tokens", "must be <= max_tokens"),
             (all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings"),
             (all(t >= 0 for t in self.stop_token_ids), "stop_token_ids", "must be >= 0"),
             (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty", "must be in [-2, 2]"),
@@ -100,3 +111,23 @@ class SamplingParams:
         for ok, name, rule in checks:
             if not ok:
                 raise ValueError(f"{name} {rule}, got {getattr(self, name)!r}")
+
+
+def _checked_bias(bias: object) -> dict[int, float]:
+    """``bias`` as ``{token id: float}`` (JSON's string keys converted); ``ValueError`` naming ``logit_bias``
+    for a key that is not a token id >= 0 or a value outside [-100, 100]."""
+    if not isinstance(bias, dict):
+        raise ValueError(f"logit_bias must be a mapping of token id to bias, got {bias!r}")
+    out: dict[int, float] = {}
+    for key, value in bias.items():
+        try:
+            token = int(key)
+            val = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"logit_bias must map token ids to numbers, got {key!r}: {value!r}") from None
+        if token < 0 or isinstance(value, bool):
+            raise ValueError(f"logit_bias must map token ids to numbers, got {key!r}: {value!r}")
+        if not -100.0 <= val <= 100.0:
+            raise ValueError(f"logit_bias values must be in [-100, 100], got {val!r} for token {token}")
+        out[token] = val
+    return out

@@ -1,4 +1,5 @@
-"""Batched sampling on the device: penalties, greedy, temperature, top-k, top-p, min-p, seeds, logprobs.
+"""Batched sampling on the device: logit bias, penalties, greedy, temperature, top-k, top-p, min-p, seeds,
+logprobs.
 
 There is no per-request Python loop: the host packs one :class:`SamplingBatch` per step (two small tensors
 moved in two copies) and the sampler runs a fixed sequence of tensor ops, skipping the stages no request in
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from minisgl_core.contracts.sampling import FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
+from minisgl_core.contracts.sampling import BIASED, FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
 from minisgl_core.kernels import ops, use_triton
 
 _MASK32 = 0xFFFFFFFF
@@ -39,6 +40,10 @@ class SamplingBatch:
     any_penalty: bool
     logprobs: int
     """Most top alternatives any row asked for; -1 when no row wants logprobs."""
+    any_bias: bool = False
+    """Some row has ``logit_bias`` or ``min_tokens``: the scheduler then fills :attr:`bias` (``add_bias``)."""
+    bias: torch.Tensor | None = None
+    """float32 ``[B, 3]``: ``(batch row, token id, value)`` added to the logits (``-inf`` bans); None = none."""
 
     @classmethod
     def build(
@@ -63,7 +68,21 @@ class SamplingBatch:
             any_seeded=bool(flags & SEEDED),
             any_penalty=bool(flags & PENALIZED),
             logprobs=logprobs,
+            any_bias=bool(flags & BIASED),
         )
+
+    def add_bias(
+        self, params: Sequence[SamplingParams], output_index: Sequence[int], stop_ids: Sequence[frozenset[int]]
+    ) -> None:
+        """Fill :attr:`bias` from each row's ``logit_bias``, and ban its ``stop_ids`` while its output index is
+        below ``min_tokens``. Called only when :attr:`any_bias` (nothing is built for other batches)."""
+        entries: list[tuple[float, float, float]] = []
+        for i, (p, index, stops) in enumerate(zip(params, output_index, stop_ids)):
+            if p.logit_bias:
+                entries.extend((i, token, value) for token, value in p.logit_bias.items())
+            if index < p.min_tokens:
+                entries.extend((i, token, float("-inf")) for token in stops)
+        self.bias = torch.tensor(entries, dtype=torch.float32).reshape(-1, 3) if entries else None
 
     def to(self, device: torch.device) -> SamplingBatch:
         if device.type == "cpu":
@@ -71,7 +90,7 @@ class SamplingBatch:
         move = lambda t: t.pin_memory().to(device, non_blocking=True)
         return SamplingBatch(
             move(self.floats), move(self.ints), self.all_greedy, self.needs_filter, self.any_seeded,
-            self.any_penalty, self.logprobs,
+            self.any_penalty, self.logprobs, self.any_bias, None if self.bias is None else move(self.bias),
         )  # fmt: skip
 
     def col(self, index: int) -> torch.Tensor:
@@ -147,13 +166,17 @@ class Sampler:
         self.penalties: PenaltyState | None = None
 
     def sample(self, logits: torch.Tensor, batch: SamplingBatch) -> SampleResult:
-        """``logits`` ``[S, vocab]`` -> next token ids ``[S]`` (int64, on the logits' device)."""
+        """``logits`` ``[S, vocab]`` -> next token ids ``[S]`` (int64, on the logits' device). Logprobs are
+        those of the model's distribution, before bias and penalties."""
+        raw = logits
+        if batch.bias is not None:  # out of place: the logits may be a CUDA graph's output buffer
+            bias = batch.bias
+            logits = logits.float().index_put((bias[:, 0].long(), bias[:, 1].long()), bias[:, 2], accumulate=True)
         simple = not (batch.needs_filter or batch.any_seeded or batch.any_penalty) and batch.logprobs < 0
         if simple and use_triton(logits):  # one fused pass: temperature + Gumbel-max (or argmax)
             seed = self.host_rng.randrange(1 << 31)
             return SampleResult(ops().sample_gumbel(logits, batch.col(_TEMP).contiguous(), seed))
         logits = logits.float()
-        raw = logits
         if batch.any_penalty and self.penalties is not None:
             logits = self.penalties.apply(logits, batch)
         tokens = logits.argmax(dim=-1)
@@ -161,7 +184,7 @@ class Sampler:
             tokens = self._sample(logits, tokens, batch)
         result = SampleResult(tokens)
         if batch.logprobs >= 0:
-            logprobs = raw.log_softmax(dim=-1)
+            logprobs = raw.float().log_softmax(dim=-1)
             result.logprobs = logprobs.gather(1, tokens[:, None])[:, 0]
             if batch.logprobs > 0:
                 result.top_logprobs, result.top_ids = logprobs.topk(batch.logprobs, dim=-1)

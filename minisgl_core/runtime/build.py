@@ -71,6 +71,8 @@ class Runtime:
                 "(prompt plus at least one generated token)"
             )
         params.validate()
+        if params.logit_bias and max(params.logit_bias) >= self.model_config.vocab_size:
+            raise ValueError(f"logit_bias token ids must be in [0, {self.model_config.vocab_size})")
         rid = next(_request_ids)
         return Req(
             rid=rid,

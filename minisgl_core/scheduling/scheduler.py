@@ -278,9 +278,10 @@ class Scheduler:
         self, phase: Phase, reqs: list[Req], q_lens: list[int], slots: torch.Tensor, sample: list[int]
     ) -> StepPlan:
         sampled = [reqs[i] for i in sample]
-        sampling = SamplingBatch.build(
-            [r.params for r in sampled], [r.num_sampled for r in sampled], [r.row for r in sampled]
-        )
+        params, index = [r.params for r in sampled], [r.num_sampled for r in sampled]
+        sampling = SamplingBatch.build(params, index, [r.row for r in sampled])
+        if sampling.any_bias:
+            sampling.add_bias(params, index, [r.stop_ids for r in sampled])
         for r in sampled:
             r.num_sampled += 1
         return StepPlan(
