@@ -28,7 +28,8 @@ def _load_kernel() -> tuple[str, Callable[..., Any]]:
 
         return kind, flash_attn_varlen_func
     raise ImportError(
-        "neither FlashAttention-3 (flash_attn_interface) nor FlashAttention-4 (flash_attn.cute) is installed"
+        "neither FlashAttention-3 (flash_attn_interface) nor FlashAttention-4 (flash_attn.cute) is installed: "
+        'pip install "minisgl-flash-attn[fa4]", or build FlashAttention-3 from source (hopper/ of flash-attention)'
     )
 
 
