@@ -103,8 +103,10 @@ class LLM:
             text: str | None = prompt
         else:
             ids, text = prompt, None  # copied (and checked) by make_request
-        # incremental detokenization is needed only to watch for stop strings; otherwise decode once at the end
-        detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens) if params.stop else None
+        # incremental detokenization is needed only to watch for stops (strings, patterns); else decode once at the end
+        detok = None
+        if params.stop or params.stop_regex:
+            detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens, params.stop_regex)
         return self.runtime.make_request(ids, params, user_data=_Pending(text, detok))
 
     def _run(self, reqs: list[Req], show_progress: bool) -> list[RequestOutput]:

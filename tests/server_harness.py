@@ -54,8 +54,8 @@ class ServerProcess:
         status, text = request(self.url + path, data, {"Content-Type": "application/json", **(headers or {})})
         return status, json.loads(text) if text.startswith("{") else {"raw": text}
 
-    def metrics(self) -> dict[str, float]:
-        status, text = self.get("/metrics")
+    def metrics(self, headers: dict | None = None) -> dict[str, float]:
+        status, text = self.get("/metrics", headers)
         assert status == 200
         out = {}
         for line in text.splitlines():
@@ -64,11 +64,11 @@ class ServerProcess:
                 out[name] = float(value)
         return out
 
-    def wait_idle(self, timeout: float = 20.0) -> dict[str, float]:
+    def wait_idle(self, timeout: float = 20.0, headers: dict | None = None) -> dict[str, float]:
         """Poll ``/metrics`` until no request runs or waits and no KV page is held by a request."""
         deadline = time.monotonic() + timeout
         while True:
-            m = self.metrics()
+            m = self.metrics(headers)
             idle = m["minisgl_num_requests_running"] == 0 and m["minisgl_num_requests_waiting"] == 0
             if idle and m["minisgl_kv_pages_used"] == 0:
                 return m

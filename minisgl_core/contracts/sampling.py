@@ -18,10 +18,11 @@ class SamplingParams:
     ``temperature == 0`` is greedy decoding. ``top_k <= 0`` and ``top_p == 1`` and ``min_p == 0`` disable
     those filters. ``seed`` makes a sampled request reproducible whatever else runs in the same batch.
     Generation stops after ``max_tokens`` new tokens, at an end-of-sequence token of the model (unless
-    ``ignore_eos``), at any of ``stop_token_ids``, or when the text contains one of ``stop`` (the stop
-    string is not part of the returned text). ``logit_bias`` adds a value in ``[-100, 100]`` to the logits of
-    the given token ids before sampling (+100 all but forces a token, -100 all but bans it); ``min_tokens``
-    bans the end-of-sequence and ``stop_token_ids`` tokens until that many tokens were generated.
+    ``ignore_eos``), at any of ``stop_token_ids``, when the text contains one of ``stop`` (the stop string is
+    not part of the returned text) or a match of one of ``stop_regex`` (the match is kept). ``logit_bias`` adds
+    a value in ``[-100, 100]`` to the logits of the given token ids before sampling (+100 all but forces a
+    token, -100 all but bans it); ``min_tokens`` bans the end-of-sequence and ``stop_token_ids`` tokens until
+    that many tokens were generated.
     """
 
     temperature: float = setting(1.0, "sampling temperature (0 = greedy)")
@@ -32,6 +33,7 @@ class SamplingParams:
     max_tokens: int = setting(128, "most tokens to generate")
     stop: list[str] = setting(help="stop strings", cli=False, factory=list)
     stop_token_ids: list[int] = setting(help="token ids that end generation", cli=False, factory=list)
+    stop_regex: list[str] = setting(help="regular expressions that end generation (match kept)", cli=False, factory=list)
     ignore_eos: bool = setting(False, "keep generating past the model's end-of-sequence tokens")
     skip_special_tokens: bool = setting(True, "leave special tokens out of the text", cli=False)
     presence_penalty: float = setting(0.0, "subtracted from the logit of every token already generated")
@@ -51,6 +53,7 @@ class SamplingParams:
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
+        self.stop_regex = [self.stop_regex] if isinstance(self.stop_regex, str) else list(self.stop_regex or [])
         self.stop_token_ids = [int(t) for t in self.stop_token_ids or []]
         if self.logit_bias is not None:
             self.logit_bias = _checked_bias(self.logit_bias)
@@ -100,6 +103,7 @@ class SamplingParams:
             (isinstance(self.min_tokens, int) and 0 <= self.min_tokens, "min_tokens", "must be an integer >= 0"),
             (self.min_tokens <= self.max_tokens, "min_tokens", "must be <= max_tokens"),
             (all(isinstance(s, str) and s for s in self.stop), "stop", "must be non-empty strings"),
+            (all(isinstance(s, str) and s for s in self.stop_regex), "stop_regex", "must be non-empty strings"),
             (all(t >= 0 for t in self.stop_token_ids), "stop_token_ids", "must be >= 0"),
             (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty", "must be in [-2, 2]"),
             (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty", "must be in [-2, 2]"),

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from minisgl_core.config import ServerArgs
-from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware
+from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware, resolve_api_key
 from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import error_response, install_error_handlers
 from minisgl_core.server.metrics import Metrics
@@ -20,6 +20,7 @@ from minisgl_core.server.openai_protocol import (
     GenerateRequest,
 )
 from minisgl_core.server.openai_serving import OpenAIServing
+from minisgl_core.server.request_checks import StopLimits
 
 ERRORS: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text}
@@ -34,7 +35,7 @@ def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_na
     """The HTTP API; ``client`` must be ready (its ``info`` set)."""
     app = FastAPI(title="minisgl", version="0.1.0", description="OpenAI-compatible minisgl server")
     install_error_handlers(app)
-    serving = OpenAIServing(client, [model_name])
+    serving = OpenAIServing(client, [model_name], StopLimits.from_args(args))
     created = int(time.time())
     assert client.info is not None
     max_model_len = client.info.max_model_len
@@ -56,6 +57,7 @@ def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_na
     @app.get("/metrics")
     async def get_metrics() -> Response:
         stats = await client.stats()
+        metrics.api_pending.set(len(client.generations))
         return Response(metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/chat/completions", responses=ERRORS)
@@ -71,6 +73,7 @@ def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_na
         return await serving.generate(body, raw)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=args.max_request_bytes)
-    if args.api_key:  # added last = outermost: unauthenticated bodies are never read
-        app.add_middleware(APIKeyMiddleware, api_key=args.api_key)
+    api_key = resolve_api_key(args)
+    if api_key:  # added last = outermost: unauthenticated bodies are never read
+        app.add_middleware(APIKeyMiddleware, api_key=api_key, metrics=args.protect_metrics)
     return app

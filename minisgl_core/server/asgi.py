@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +16,11 @@ from msgspec import json as mjson
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from minisgl_core.config import ServerArgs
 from minisgl_core.server.errors import error_body
 
 SSE_DONE = b"data: [DONE]\n\n"
+API_KEY_ENV = "MINISGL_API_KEY"
 
 
 class SSEResponse(StreamingResponse):
@@ -41,8 +44,10 @@ class SSEResponse(StreamingResponse):
             await self.chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def _send_error(send: Send, status: int, message: str, extra_headers: list | None = None) -> None:
-    body = json.dumps(error_body(status, message)).encode()
+async def _send_error(
+    send: Send, status: int, message: str, extra_headers: list | None = None, code: str | None = None
+) -> None:
+    body = json.dumps(error_body(status, message, None, code)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
     await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -92,25 +97,42 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-class APIKeyMiddleware:
-    """Require ``Authorization: Bearer <key>`` on the API routes (``/v1/...`` and ``/generate``)."""
+def resolve_api_key(args: ServerArgs) -> str | None:
+    """The API key: ``--api-key``, else the contents of ``--api-key-file``, else ``$MINISGL_API_KEY``
+    (the last two keep it out of ``ps``). ``OSError`` when the file cannot be read; ``ValueError`` if empty."""
+    if args.api_key:
+        return args.api_key
+    if args.api_key_file:
+        with open(args.api_key_file, encoding="utf-8") as f:
+            key = f.read().strip()
+        if not key:
+            raise ValueError(f"the API key file {args.api_key_file} is empty")
+        return key
+    return os.environ.get(API_KEY_ENV) or None
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+
+class APIKeyMiddleware:
+    """Require ``Authorization: Bearer <key>`` (scheme in any case, RFC 7235) on the API routes (``/v1/...``
+    and ``/generate``), and on ``/metrics`` when ``metrics`` is set."""
+
+    def __init__(self, app: ASGIApp, api_key: str, metrics: bool = False) -> None:
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.expected = api_key.encode()
+        self.metrics = metrics
+
+    def _protected(self, path: str) -> bool:
+        return path.startswith("/v1/") or path == "/generate" or (self.metrics and path == "/metrics")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _protected(scope.get("path", "")) and scope["method"] != "OPTIONS":
-            auth = dict(scope.get("headers", ())).get(b"authorization", b"")
-            if not hmac.compare_digest(auth, self.expected):
+        if scope["type"] == "http" and self._protected(scope.get("path", "")) and scope["method"] != "OPTIONS":
+            scheme, _, token = dict(scope.get("headers", ())).get(b"authorization", b"").strip().partition(b" ")
+            ok = scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected)
+            if not ok:
                 headers = [(b"www-authenticate", b"Bearer")]
-                await _send_error(send, 401, "invalid or missing API key (Authorization: Bearer ...)", headers)
+                message = "invalid or missing API key (Authorization: Bearer ...)"
+                await _send_error(send, 401, message, headers, "invalid_api_key")
                 return
         await self.app(scope, receive, send)
-
-
-def _protected(path: str) -> bool:
-    return path.startswith("/v1/") or path == "/generate"
 
 
 def sse(data: Any) -> bytes:

@@ -28,6 +28,7 @@ from minisgl_core.server.messages import (
 )
 from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.text import IncrementalDetokenizer, load_tokenizer
+from minisgl_core.text.stops import DEFAULT_REGEX_WINDOW
 
 logger = logging.getLogger("minisgl.detokenizer")
 
@@ -38,20 +39,24 @@ class _State:
     prompt_len: int
     logprobs: bool
     num_tokens: int = 0
+    last_token: int | None = None
 
 
 class Detokenizer:
     """Per-request incremental detokenization of engine output batches."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, regex_window: int = DEFAULT_REGEX_WINDOW) -> None:
         self.tokenizer = tokenizer
+        self.regex_window = regex_window
         self.states: dict[str, _State] = {}
         self._token_text: dict[int, str] = {}
 
     def process(self, msg: EngineOutputs) -> tuple[list[RequestOutput], list[str]]:
         """Outputs for the API server, and the rids the engine must abort (stop strings)."""
         for r in msg.new:
-            detok = IncrementalDetokenizer(self.tokenizer, r.stop, r.skip_special_tokens)
+            detok = IncrementalDetokenizer(
+                self.tokenizer, r.stop, r.skip_special_tokens, r.stop_regex, self.regex_window
+            )
             self.states[r.rid] = _State(detok, r.prompt_len, r.logprobs)
         outputs: list[RequestOutput] = []
         aborts: list[str] = []
@@ -62,17 +67,33 @@ class Detokenizer:
             detok = state.detok
             text = detok.add(u.token_ids) if u.token_ids else ""
             state.num_tokens += len(u.token_ids)
+            if u.token_ids:
+                state.last_token = u.token_ids[-1]
             reason = u.finish_reason
-            if detok.stopped and reason is None:
-                reason = "stop"
-                aborts.append(u.rid)
+            matched: int | str | None = None
+            if detok.stopped:
+                matched = detok.matched
+                if reason is None:
+                    aborts.append(u.rid)
+                if reason in (None, "length"):  # the text ended before the token limit did
+                    reason = "stop"
+            elif reason == "stop":
+                matched = state.last_token  # an EOS or stop token id ended it (SGLang reports the id)
             if reason is not None:
                 text += detok.flush(keep_partial=True)  # final text == one-shot decode, like LLM.generate
                 del self.states[u.rid]
             lps = self._logprobs(u) if state.logprobs and u.logprobs else None
             outputs.append(
                 RequestOutput(
-                    u.rid, text, u.token_ids, reason, state.prompt_len, state.num_tokens, u.cached_tokens, lps
+                    u.rid,
+                    text,
+                    u.token_ids,
+                    reason,
+                    state.prompt_len,
+                    state.num_tokens,
+                    u.cached_tokens,
+                    lps,
+                    matched,
                 )
             )
         return outputs, aborts
@@ -89,13 +110,13 @@ class Detokenizer:
         return [TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top]) for tok, lp, top in u.logprobs or ()]
 
 
-def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) -> None:
+def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str, regex_window: int) -> None:
     """Process entry point: load the tokenizer, report ready to the API server, then serve."""
     setup_worker("detokenizer", log_level)
     ctx = zmq.Context()
     to_api = Sender(ctx, addrs.api)
     try:
-        detok = Detokenizer(load_tokenizer(tokenizer_path))
+        detok = Detokenizer(load_tokenizer(tokenizer_path), regex_window)
         inbox = Receiver(ctx, addrs.detokenizer, TO_DETOKENIZER)
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher

@@ -124,7 +124,7 @@ def _merge(a: RequestOutput, b: RequestOutput) -> RequestOutput:
     logprobs = (a.logprobs or []) + (b.logprobs or []) if a.logprobs is not None or b.logprobs is not None else None
     return RequestOutput(
         b.rid, a.text + b.text, a.token_ids + b.token_ids, b.finish_reason, b.prompt_tokens, b.completion_tokens,
-        b.cached_tokens, logprobs,
+        b.cached_tokens, logprobs, b.matched_stop,
     )  # fmt: skip
 
 
@@ -185,11 +185,15 @@ class EngineClient:
             req.rids = [str(next(self._ids)) for _ in req.params]
             rids += req.rids
             prompt_index += [p] * len(req.rids)
+        try:
+            frames = [encode(req) for req in prompts]  # before registering: a failure leaves nothing behind
+        except (UnicodeEncodeError, msgspec.EncodeError) as exc:
+            raise APIError(400, f"the request cannot be encoded: {exc}") from None
         gen = Generation(self, rids, prompt_index)
         for rid in rids:
             self.generations[rid] = gen
-        for req in prompts:
-            self.to_tokenizer.send(encode(req))
+        for frame in frames:
+            self.to_tokenizer.send(frame)
         return gen
 
     def _forget(self, gen: Generation) -> None:

@@ -98,7 +98,9 @@ class EngineWorker:
             self.to_api.send(RequestError([r.rid], str(exc), 400, param))
             return
         p = r.params
-        self.new.append(DetokRequest(r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None))
+        self.new.append(
+            DetokRequest(r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex)
+        )
         self.reqs[r.rid] = req
         if req.max_new_tokens == 0:
             req.finish_reason = FinishReason.LENGTH

@@ -45,12 +45,35 @@ class APIError(Exception):
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object: ``code`` is a short string (``invalid_api_key``, ``model_not_found``) or null."""
     kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return {"error": {"message": message, "type": kind, "param": param, "code": code if code else status}}
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def error_response(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
     return JSONResponse(error_body(status, message, param, code), status_code=status)
+
+
+UNION_HINTS = {
+    "prompt": "a string, a list of strings, a list of token ids or a list of token-id lists",
+    "stop": "a non-empty string or a list of non-empty strings",
+    "stop_regex": "a non-empty string or a list of non-empty strings",
+    "content": "a string or a list of text parts ({'type': 'text', 'text': ...})",
+}
+"""Fields whose type is a union: pydantic reports one error per member; people get one sentence instead."""
+TYPE_ERRORS = ("_type", "literal_error", "missing", "model_attributes_type")
+
+
+def _path(parts: list[Any] | tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _union_split(loc: list[Any]) -> int | None:
+    """Index of the union field in ``loc`` when the next element names one of its members."""
+    for i, part in enumerate(loc[:-1]):
+        if part in UNION_HINTS and isinstance(loc[i + 1], str):
+            return i
+    return None
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -58,13 +81,29 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if not errors:
         return "invalid request", None
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     if first.get("type") == "json_invalid":
         return f"request body is not valid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}", None
-    param = ".".join(loc) or None
-    where = f"{param}: " if param else ""
-    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-    return f"{where}{first.get('msg', 'invalid value')}{more}", param
+    loc = [p for p in first.get("loc", ()) if p != "body"]
+    split = _union_split(loc)
+    if split is None:
+        param = ".".join(str(p) for p in loc) or None
+        where = f"{param}: " if param else ""
+        message = f"{where}{first.get('msg', 'invalid value')}"
+        rest = len(errors) - 1
+    else:
+        head = loc[: split + 1]
+        param = ".".join(str(p) for p in head)
+        group = [e for e in errors if [p for p in e.get("loc", ()) if p != "body"][: split + 1] == head]
+        message = f"{param}: must be {UNION_HINTS[str(loc[split])]}"
+        # the member that got furthest with a value of the right shape explains what is wrong with it
+        useful = [e for e in group if not str(e.get("type", "")).endswith(TYPE_ERRORS)]
+        if useful:
+            best = max(useful, key=lambda e: len(e["loc"]))
+            inner = [p for p in best["loc"] if p != "body"][split + 2 :]
+            message += f" ({param}{_path(inner)}: {best.get('msg', 'invalid value')})"
+        rest = len(errors) - len(group)
+    more = f" (and {rest} more {'error' if rest == 1 else 'errors'})" if rest > 0 else ""
+    return message + more, param
 
 
 def install_error_handlers(app: FastAPI) -> None:

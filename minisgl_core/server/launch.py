@@ -26,6 +26,7 @@ import uvicorn
 from minisgl_core.checkpoint import locate_model
 from minisgl_core.config import EngineConfig, ServerArgs
 from minisgl_core.server.app import build_app
+from minisgl_core.server.asgi import resolve_api_key
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
@@ -61,7 +62,9 @@ class Workers:
             ),
             "tokenizer": mp.Process(target=run_tokenizer_worker, args=(tok, self.addrs, level), name="minisgl-tok"),
             "detokenizer": mp.Process(
-                target=run_detokenizer_worker, args=(tok, self.addrs, level), name="minisgl-detok"
+                target=run_detokenizer_worker,
+                args=(tok, self.addrs, level, args.stop_regex_window),
+                name="minisgl-detok",
             ),
         }
         try:
@@ -192,6 +195,11 @@ def run_server(config: EngineConfig, args: ServerArgs) -> int:
         main["loop"], main["task"] = asyncio.get_running_loop(), asyncio.current_task()
         return await serve_app(config, args, workers, lambda url, srv: serving.set())
 
+    try:
+        resolve_api_key(args)  # a missing key file stops us before any worker starts
+    except (OSError, ValueError) as exc:
+        logger.error("cannot read the API key: %s", exc)
+        return 1
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     workers: Workers | None = None
     try:

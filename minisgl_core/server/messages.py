@@ -77,6 +77,7 @@ class DetokRequest(msgspec.Struct, array_like=True):
     stop: list[str]
     skip_special_tokens: bool
     logprobs: bool
+    stop_regex: list[str] = []
 
 
 class TokenUpdate(msgspec.Struct, array_like=True):
@@ -108,7 +109,9 @@ class TokenLogprobOut(msgspec.Struct, array_like=True):
 
 
 class RequestOutput(msgspec.Struct, array_like=True):
-    """A text delta of one request. ``completion_tokens`` counts all tokens so far."""
+    """A text delta of one request. ``completion_tokens`` counts all tokens so far. ``matched_stop`` (with
+    finish reason ``stop``): the stop string or pattern that ended the text, or the token id (EOS or one of
+    ``stop_token_ids``) that ended generation."""
 
     rid: str
     text: str
@@ -118,6 +121,7 @@ class RequestOutput(msgspec.Struct, array_like=True):
     completion_tokens: int
     cached_tokens: int = 0
     logprobs: list[TokenLogprobOut] | None = None
+    matched_stop: int | str | None = None
 
 
 class DetokOutputs(msgspec.Struct, tag=True, array_like=True):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from minisgl_core.server.messages import EngineStats, RequestOutput
@@ -70,6 +70,9 @@ class Metrics:
         self.prompt_tokens = Counter("minisgl_prompt_tokens", "prompt tokens of finished requests", registry=r)
         self.generation_tokens = Counter("minisgl_generation_tokens", "generated tokens", registry=r)
         self.requests = Counter("minisgl_requests", "finished requests by finish reason", ["finish_reason"], registry=r)
+        self.api_pending = Gauge(
+            "minisgl_api_pending_requests", "engine requests the API server waits on (registered rids)", registry=r
+        )
         self._engine = _EngineCollector()
         r.register(self._engine)  # type: ignore[arg-type]
 

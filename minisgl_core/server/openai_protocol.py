@@ -21,6 +21,8 @@ TokenId = Annotated[int, Strict(), Field(ge=0, le=INT32_MAX)]
 Count = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX)]
 Seed = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
 MAX_CHOICES = 64
+NonEmpty = Annotated[str, Strict(), Field(min_length=1)]
+StopRegex = NonEmpty | list[NonEmpty]
 
 
 class StreamOptions(BaseModel):
@@ -41,6 +43,7 @@ class SamplingFields(BaseModel):
     seed: Seed | None = None
     stop: Annotated[str, Strict(), Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]] | None = None
     stop_token_ids: list[TokenId] | None = None
+    stop_regex: StopRegex | None = None
     ignore_eos: Bool = False
     skip_special_tokens: Bool = True
     presence_penalty: Annotated[float, Strict(), Field(ge=-2.0, le=2.0)] | None = None
@@ -62,6 +65,7 @@ class SamplingFields(BaseModel):
             seed=self.seed,
             stop=stop,
             stop_token_ids=list(self.stop_token_ids or []),
+            stop_regex=self.stop_regex or [],
             ignore_eos=self.ignore_eos,
             skip_special_tokens=self.skip_special_tokens,
             presence_penalty=self.presence_penalty or 0.0,
@@ -144,6 +148,7 @@ class GenerateSampling(BaseModel):
     seed: Seed | None = None
     stop: list[Annotated[str, Field(min_length=1)]] = []
     stop_token_ids: list[TokenId] = []
+    stop_regex: StopRegex = []
     ignore_eos: Bool = False
     skip_special_tokens: Bool = True
     presence_penalty: Annotated[float, Strict(), Field(ge=-2.0, le=2.0)] = 0.0
@@ -170,7 +175,7 @@ class ErrorDetail(BaseModel):
     message: str
     type: str
     param: str | None = None
-    code: int | str | None = None
+    code: str | None = None
 
 
 class ErrorResponse(BaseModel):

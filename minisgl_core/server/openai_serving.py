@@ -24,6 +24,7 @@ from minisgl_core.server.engine_client import ClientGone, EngineClient, Generati
 from minisgl_core.server.errors import APIError
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
 from minisgl_core.server.openai_protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from minisgl_core.server.request_checks import StopLimits, check_request
 
 Outputs = list[tuple[int, RequestOutput]]
 ChunkFn = Callable[[int, RequestOutput], "dict[str, Any] | None"]
@@ -89,9 +90,10 @@ def completion_logprobs(lps: list[TokenLogprobOut], offset: int) -> dict[str, An
 class OpenAIServing:
     """Request handlers over one :class:`EngineClient`."""
 
-    def __init__(self, client: EngineClient, model_names: list[str]) -> None:
+    def __init__(self, client: EngineClient, model_names: list[str], limits: StopLimits) -> None:
         self.client = client
         self.model_names = model_names
+        self.limits = limits
 
     def _check_model(self, name: str) -> None:
         if name not in self.model_names:
@@ -116,18 +118,21 @@ class OpenAIServing:
             gen.close()
             raise
 
-    @staticmethod
-    def _params(build: Callable[[], SamplingParams]) -> SamplingParams:
+    def _params(self, body: ChatCompletionRequest | CompletionRequest | GenerateRequest,
+                build: Callable[[], SamplingParams]) -> SamplingParams:  # fmt: skip
         try:
-            return build()
+            params = build()
         except ValueError as exc:
             raise APIError(400, str(exc), str(exc).split(" ")[0]) from None
+        assert self.client.info is not None
+        check_request(body, params, self.limits, self.client.info.vocab_size)
+        return params
 
     # -- chat -------------------------------------------------------------------------------------------
 
     async def chat(self, body: ChatCompletionRequest, raw: Request) -> Response:
         self._check_model(body.model)
-        params = self._params(lambda: body.sampling_params(body.num_logprobs))
+        params = self._params(body, lambda: body.sampling_params(body.num_logprobs))
         messages = [m.as_template_input() for m in body.messages]
         req = TokenizeRequest(
             [], self._choices(params, body.n), messages=messages, max_tokens=body.requested_max_tokens
@@ -148,6 +153,8 @@ class OpenAIServing:
                     return None
                 lps = {"content": chat_logprobs(out.logprobs)} if out.logprobs else None
                 choice = {"index": i, "delta": delta, "logprobs": lps, "finish_reason": out.finish_reason}
+                if out.finish_reason is not None:
+                    choice["matched_stop"] = out.matched_stop
                 return {**head, "object": "chat.completion.chunk", "choices": [choice]}
 
             usage_head = {**head, "object": "chat.completion.chunk"}
@@ -163,6 +170,7 @@ class OpenAIServing:
                         "message": {"role": "assistant", "content": "".join(c.text)},
                         "logprobs": {"content": chat_logprobs(c.logprobs)} if body.logprobs else None,
                         "finish_reason": c.last.finish_reason if c.last else None,
+                        "matched_stop": c.last.matched_stop if c.last else None,
                     }
                     for i, c in enumerate(choices)
                 ],
@@ -174,7 +182,7 @@ class OpenAIServing:
 
     async def completions(self, body: CompletionRequest, raw: Request) -> Response:
         self._check_model(body.model)
-        params = self._params(lambda: body.sampling_params(body.logprobs))
+        params = self._params(body, lambda: body.sampling_params(body.logprobs))
         reqs = []
         for p in body.prompts():
             text, ids = (p, None) if isinstance(p, str) else (None, p)
@@ -192,6 +200,8 @@ class OpenAIServing:
                     lps = completion_logprobs(out.logprobs, offsets[i])
                 offsets[i] += len(out.text)
                 choice = {"index": i, "text": out.text, "logprobs": lps, "finish_reason": out.finish_reason}
+                if out.finish_reason is not None:
+                    choice["matched_stop"] = out.matched_stop
                 return {**head, "object": "text_completion", "choices": [choice]}
 
             usage_head = {**head, "object": "text_completion"}
@@ -207,6 +217,7 @@ class OpenAIServing:
                         "text": "".join(c.text),
                         "logprobs": completion_logprobs(c.logprobs, 0) if body.logprobs is not None else None,
                         "finish_reason": c.last.finish_reason if c.last else None,
+                        "matched_stop": c.last.matched_stop if c.last else None,
                     }
                     for i, c in enumerate(choices)
                 ],
@@ -220,7 +231,7 @@ class OpenAIServing:
         if (body.text is None) == (body.input_ids is None):
             raise APIError(400, "give exactly one of 'text' and 'input_ids'", "text")
         sp = body.sampling_params
-        params = self._params(sp.sampling_params)
+        params = self._params(body, sp.sampling_params)
         req = TokenizeRequest([], [params], body.text, body.input_ids, max_tokens=sp.max_new_tokens)
         gen, first = await self._start([req], raw)
 
@@ -230,6 +241,7 @@ class OpenAIServing:
                 "completion_tokens": out.completion_tokens,
                 "cached_tokens": out.cached_tokens,
                 "finish_reason": out.finish_reason,
+                "matched_stop": out.matched_stop,
             }
 
         if body.stream:

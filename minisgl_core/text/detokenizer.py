@@ -1,9 +1,11 @@
-"""Incremental detokenization that never emits half a UTF-8 character, with stop-string handling."""
+"""Incremental detokenization that never emits half a UTF-8 character, with stop strings and patterns."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from minisgl_core.text.stops import DEFAULT_REGEX_WINDOW, StopMatcher
 
 
 class IncrementalDetokenizer:
@@ -12,12 +14,19 @@ class IncrementalDetokenizer:
     Text is decoded over a short window of recent tokens (so each step is O(1), not O(output)); a delta is
     emitted only once it no longer ends in an incomplete multi-byte character (U+FFFD). Stop strings end
     the text before the stop; text that could be the start of a stop string is held back until it is not.
+    A ``stop_regex`` match ends the text after the match (searched in the last ``regex_window`` characters).
+    The cost per token does not depend on the number or length of the stop strings (:class:`StopMatcher`).
+    After a stop, :attr:`matched` is the stop string or pattern that ended the text.
     """
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str] = (), skip_special_tokens: bool = True) -> None:
+    def __init__(
+        self, tokenizer: Any, stop: Sequence[str] = (), skip_special_tokens: bool = True,
+        stop_regex: Sequence[str] = (), regex_window: int = DEFAULT_REGEX_WINDOW,
+    ) -> None:  # fmt: skip
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
-        self.stop = [s for s in stop if s]
+        self.matcher = StopMatcher(stop, stop_regex, regex_window) if stop or stop_regex else None
+        self.matched: str | None = None
         self.ids: list[int] = []
         self.text = ""  # all text decoded so far (held-back part included)
         self.emitted = 0  # characters of ``text`` already returned
@@ -53,26 +62,17 @@ class IncrementalDetokenizer:
         return self._release(final=True)
 
     def _release(self, final: bool) -> str:
-        if self.stop:
-            start = max(self.emitted - max(len(s) for s in self.stop), 0)
-            hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
-            if hits:
+        matcher = self.matcher
+        if matcher is not None:
+            hit = matcher.feed(self.text[matcher.pos :])
+            if hit is not None:
                 self.stopped = True
-                self.text = self.text[: min(hits)]
+                self.matched = hit.matched
+                self.text = self.text[: hit.end]
                 return self._take(len(self.text))
             if not final:
-                return self._take(len(self.text) - self._held_back())
+                return self._take(len(self.text) - matcher.held)
         return self._take(len(self.text))
-
-    def _held_back(self) -> int:
-        """Length of the longest text suffix that is a proper prefix of some stop string."""
-        longest = 0
-        for s in self.stop:
-            for k in range(min(len(s) - 1, len(self.text)), longest, -1):
-                if self.text.endswith(s[:k]):
-                    longest = k
-                    break
-        return longest
 
     def _take(self, end: int) -> str:
         end = max(end, self.emitted)
