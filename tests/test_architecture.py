@@ -24,8 +24,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("front ends", {"llm", "server", "scaffold", "testing"}),
     ("command line", {"cli", "__main__", ""}),
 ]
-CORE_LIMIT_LINES = 6200
-"""A ceiling against growth, measured: 5,978 lines after the restructuring, 6,073 with mixed steps. Issue 13
+CORE_LIMIT_LINES = 6300
+"""A ceiling against growth, measured: 5,978 lines after the restructuring, 6,073 with mixed steps, 6,267 with
+issue 15 (+123: the stop matcher text/stops.py, stop_regex, ServerArgs limits and timeouts). Issue 13
 asked for 5,000; the restructuring saved the triplicated defaults and the prefill graph but added the
 contracts' Protocols, the settings metadata, preflight and the single page-table owner."""
 MODULE_LIMIT_LINES = 300

@@ -33,7 +33,7 @@ class SamplingParams:
     max_tokens: int = setting(128, "most tokens to generate")
     stop: list[str] = setting(help="stop strings", cli=False, factory=list)
     stop_token_ids: list[int] = setting(help="token ids that end generation", cli=False, factory=list)
-    stop_regex: list[str] = setting(help="regular expressions that end generation (match kept)", cli=False, factory=list)
+    stop_regex: list[str] = setting(help="regular expressions that end generation", cli=False, factory=list)
     ignore_eos: bool = setting(False, "keep generating past the model's end-of-sequence tokens")
     skip_special_tokens: bool = setting(True, "leave special tokens out of the text", cli=False)
     presence_penalty: float = setting(0.0, "subtracted from the logit of every token already generated")
