@@ -7,6 +7,9 @@ import http.client
 import json
 import os
 import re
+import signal
+import socket
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -201,3 +204,43 @@ def test_metrics_behind_the_key(server) -> None:
     status, text = server.get("/metrics", {"Authorization": f"bearer {KEY}"})
     assert status == 200 and "minisgl_api_pending_requests" in text
     assert server.get("/health")[0] == 200  # liveness stays open
+
+
+# -- item 2: a client that leaves before its first token ----------------------------------------------------
+
+
+def _engine_pid(server) -> int:
+    match = re.search(r"engine worker ready \(pid (\d+)\)", server.log())
+    assert match, server.log()
+    return int(match.group(1))
+
+
+def test_disconnect_before_first_token_is_quiet_and_frees_everything(server) -> None:
+    url = urlparse(server.url)
+    before = server.metrics(AUTH)
+    log_start = len(server.log())
+    engine = _engine_pid(server)
+    os.kill(engine, signal.SIGSTOP)  # nothing can produce a first token until SIGCONT
+    socks = []
+    try:
+        for i in range(6):
+            body = json.dumps(comp(max_tokens=8, stream=i % 2 == 0, n=1 + i % 3)).encode()
+            head = (f"POST {COMP} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    f"Authorization: Bearer {KEY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+            s = socket.create_connection((url.hostname, url.port))
+            s.sendall(head + body)
+            socks.append(s)
+        time.sleep(1.0)  # submitted and waiting for the first output
+        for s in socks:
+            s.close()
+        time.sleep(1.0)
+    finally:
+        os.kill(engine, signal.SIGCONT)
+    m = server.wait_idle(headers=AUTH)
+    assert m["minisgl_api_pending_requests"] == 0
+    aborted = "minisgl_num_aborted_requests_total"
+    assert m[aborted] - before[aborted] == sum(1 + i % 3 for i in range(6))
+    log = server.log()[log_start:]
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert log.count("client disconnected before its first token") == 6, log
+    assert post(server, COMP, comp())[0] == 200

@@ -19,7 +19,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from minisgl_core.server.errors import APIError
+from minisgl_core.server.errors import APIError, ClientGone
 from minisgl_core.server.ipc import Addresses, pull_socket, push_socket
 from minisgl_core.server.messages import (
     TO_API,
@@ -44,10 +44,6 @@ WORKERS = ("tokenizer", "engine", "detokenizer")
 
 class StartupError(RuntimeError):
     """A worker failed (or died) before the server became ready."""
-
-
-class ClientGone(Exception):
-    """The HTTP client disconnected; the generation was aborted."""
 
 
 class Generation:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("minisgl.api")
@@ -28,6 +28,10 @@ ERROR_TYPES = {
     500: "server_error",
     503: "service_unavailable_error",
 }
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected; its generation was aborted (a normal event: one INFO line, no traceback)."""
 
 
 class APIError(Exception):
@@ -112,6 +116,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return error_response(exc.status, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(ClientGone)
+    async def _client_gone(request: Request, _: ClientGone) -> Response:
+        logger.info("client disconnected before its first token (%s %s); request aborted", request.method,
+                    request.url.path)  # fmt: skip
+        return Response(status_code=499)  # nobody reads it; uvicorn drops it
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
