@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from minisgl_core.checkpoint import generation_defaults
 from minisgl_core.config import EngineConfig
 from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
 from minisgl_core.contracts.sampling import SamplingParams
@@ -49,6 +50,13 @@ class LLM:
         if self.runtime.followers:
             weakref.finalize(self, self.runtime.shutdown)
         self.tokenizer = load_tokenizer(self.config.tokenizer or self.runtime.model_dir)
+        self.generation_defaults = generation_defaults(self.config.generation_config, self.runtime.model_dir)
+        """``SamplingParams`` fields from the model's ``generation_config.json`` (``generation_config``)."""
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """What :meth:`generate` uses when given no ``SamplingParams``: the generation-config defaults over
+        SamplingParams' own."""
+        return SamplingParams(**self.generation_defaults)
 
     def shutdown(self) -> None:
         """Stop the other tensor-parallel ranks (called automatically at exit; safe to call twice)."""
@@ -71,10 +79,11 @@ class LLM:
         sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
         use_tqdm: bool = True,
     ) -> list[RequestOutput]:
-        """Generate for one prompt or a list (text or token ids); results come back in input order."""
+        """Generate for one prompt or a list (text or token ids); results come back in input order. Without
+        ``sampling_params``, :meth:`get_default_sampling_params`."""
         prompt_list = self._as_prompt_list(prompts)
         if sampling_params is None:
-            sampling_params = SamplingParams()
+            sampling_params = self.get_default_sampling_params()
         if isinstance(sampling_params, SamplingParams):
             params_list = [sampling_params] * len(prompt_list)
         else:

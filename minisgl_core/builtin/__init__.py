@@ -39,3 +39,34 @@ def minisgl_register_schedulers(register: Any) -> None:
         description="first come, first served; prefill first, chunked prefill, retraction under memory pressure",
         options=(),
     )
+
+
+@hookimpl
+def minisgl_register_reasoning_parsers(register: Any) -> None:
+    register(
+        "qwen3",
+        "minisgl_core.builtin.parsers.think:qwen3",
+        description="<think>...</think> opened by the output (Qwen3); all content when it does not open",
+    )
+    register(
+        "deepseek-r1",
+        "minisgl_core.builtin.parsers.think:deepseek_r1",
+        aliases=("qwq",),
+        description="reasoning until </think>; the prompt opened the block (DeepSeek-R1, QwQ)",
+    )
+
+
+@hookimpl
+def minisgl_register_tool_parsers(register: Any) -> None:
+    register(
+        "hermes",
+        "minisgl_core.builtin.parsers.tool_formats:hermes",
+        aliases=("qwen3", "qwen25"),
+        description='<tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen2.5, Qwen3, Hermes)',
+    )
+    register(
+        "llama3",
+        "minisgl_core.builtin.parsers.tool_formats:llama3",
+        aliases=("llama3_json",),
+        description='{"name": ..., "parameters": {...}} JSON calls, ";"-separated (Llama 3.1-3.3)',
+    )

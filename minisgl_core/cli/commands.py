@@ -37,7 +37,7 @@ def add_generate_command(sub: Any, common: argparse.ArgumentParser) -> None:
     gen = sub.add_parser("generate", help="generate text for prompts offline", parents=[common])
     add_engine_settings(gen)
     gen.add_argument("--prompt", action="append", default=None, help="prompt text (repeatable)")
-    add_sampling_settings(gen, "sampling (default: SamplingParams')")
+    add_sampling_settings(gen, "sampling (default: the model's generation config, then SamplingParams')")
     gen.set_defaults(func=_cmd_generate)
 
 
@@ -45,7 +45,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from minisgl_core.llm import LLM
 
     llm = LLM(**engine_config_from(args).to_dict())
-    params = SamplingParams(**sampling_from(args))
+    params = SamplingParams(**{**llm.generation_defaults, **sampling_from(args)})
     prompts = args.prompt or ["Hello, my name is"]
     for prompt, out in zip(prompts, llm.generate(prompts, params)):
         print(f"prompt: {prompt!r}")

@@ -68,6 +68,11 @@ class EngineConfig:
     node_rank: int = setting(0, "this node's index (node 0 schedules and serves)")
     dist_init_addr: str | None = setting(None, "HOST:PORT of node 0 for the torch.distributed rendezvous")
     revision: str | None = setting(None, "hub revision of the model")
+    generation_config: str = setting(
+        "auto",
+        "sampling defaults (temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens): 'auto' = the "
+        "model's generation_config.json, a FOLDER holding one, or 'none'; requests override them field by field",
+    )
 
     def __post_init__(self) -> None:
         for name in OPTION_FIELDS:  # a private copy, which worker processes receive pickled

@@ -36,4 +36,13 @@ class ServerArgs:
     )  # fmt: skip
     log_interval: float = setting(10.0, "seconds between the engine's status lines while busy (0 = off)")
     log_level: str = setting("INFO", cli=False)
+    chat_template: str | None = setting(
+        None, "chat template replacing the tokenizer's: a Jinja FILE or the template text itself"
+    )
+    reasoning_parser: str | None = setting(
+        None, "split reasoning (<think>...</think>) into reasoning_content", kind="reasoning-parser"
+    )
+    tool_call_parser: str | None = setting(
+        None, "parse tool calls out of the output into tool_calls", kind="tool-parser", aliases=("tool_parser",)
+    )
     death_grace: float = setting(2.0, "after a worker died: seconds of answering 503 before exiting", cli=False)

@@ -6,7 +6,8 @@ here, at the bottom of the house; nothing here imports another part of ``minisgl
 - the attention-backend, cache-policy, scheduling-policy and model contracts (:mod:`.attention`,
   :mod:`.cache`, :mod:`.scheduler`, :mod:`.model`), with the contexts their factories receive;
 - a request, its sampling settings and the model facts (:mod:`.request`, :mod:`.sampling`,
-  :mod:`.model_config`), and plugin options (:mod:`.options`).
+  :mod:`.model_config`), plugin options (:mod:`.options`), and the reasoning and tool-call parser
+  contracts (:mod:`.parsers`).
 
 Names are imported on first use, so ``from minisgl_core import hookimpl`` does not import torch.
 """
@@ -27,6 +28,15 @@ _MODULES = {
     "request": ("FinishReason", "Req", "TokenLogprob"),
     "sampling": ("SamplingParams",),
     "options": ("parse_option", "reject_options"),
+    "parsers": (
+        "ReasoningContext",
+        "ReasoningDelta",
+        "ReasoningParser",
+        "ToolCallDelta",
+        "ToolDelta",
+        "ToolParser",
+        "ToolParserContext",
+    ),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_EXPORTS)

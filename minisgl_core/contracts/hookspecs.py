@@ -89,6 +89,36 @@ def minisgl_register_models(register: Any) -> None:
     """
 
 
+@hookspec
+def minisgl_register_reasoning_parsers(register: Any) -> None:
+    """Register reasoning parsers (``--reasoning-parser NAME``).
+
+    Called by the plugin manager once per process, when plugins load.
+
+    Call ``register(name, factory, *, aliases=(), description="")`` once per parser. The factory is called
+    in the API server process, once per choice of every chat completion, as
+    ``factory(ctx: minisgl_core.contracts.ReasoningContext)``, and must return a fresh
+    :class:`minisgl_core.contracts.ReasoningParser`. It must be cheap: no model or file loading.
+
+    Returns nothing.
+    """
+
+
+@hookspec
+def minisgl_register_tool_parsers(register: Any) -> None:
+    """Register tool-call parsers (``--tool-call-parser NAME``).
+
+    Called by the plugin manager once per process, when plugins load.
+
+    Call ``register(name, factory, *, aliases=(), description="")`` once per parser. The factory is called
+    in the API server process, once per choice of every chat completion that has tools (and
+    ``tool_choice`` other than ``"none"``), as ``factory(ctx: minisgl_core.contracts.ToolParserContext)``,
+    and must return a fresh :class:`minisgl_core.contracts.ToolParser`.
+
+    Returns nothing.
+    """
+
+
 @hookspec(firstresult=True)
 def minisgl_choose_attention_backend(device: Any, model_config: Any, available: list[str]) -> str | None:
     """Pick an attention backend for ``--attention auto``.

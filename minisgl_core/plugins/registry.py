@@ -37,6 +37,8 @@ ATTENTION = "attention"
 CACHE = "cache"
 SCHEDULER = "scheduler"
 MODEL = "model"
+REASONING_PARSER = "reasoning-parser"
+TOOL_PARSER = "tool-parser"
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -45,6 +47,8 @@ KINDS: dict[str, Kind] = {
         Kind(CACHE, "cache policy", "cache policies", "minisgl_register_cache_policies"),
         Kind(SCHEDULER, "scheduler", "schedulers", "minisgl_register_schedulers"),
         Kind(MODEL, "model architecture", "models", "minisgl_register_models"),
+        Kind(REASONING_PARSER, "reasoning parser", "reasoning parsers", "minisgl_register_reasoning_parsers"),
+        Kind(TOOL_PARSER, "tool-call parser", "tool-call parsers", "minisgl_register_tool_parsers"),
     )
 }
 

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from minisgl_core.config import ServerArgs
 from minisgl_core.server.asgi import APIKeyMiddleware, BodyLimitMiddleware, resolve_api_key
+from minisgl_core.server.chat_stream import ChatSettings
 from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import error_response, install_error_handlers
 from minisgl_core.server.metrics import Metrics
@@ -31,11 +32,14 @@ ERRORS: dict[int | str, dict] = {
 }  # fmt: skip
 
 
-def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_name: str) -> FastAPI:
-    """The HTTP API; ``client`` must be ready (its ``info`` set)."""
+def build_app(
+    client: EngineClient, metrics: Metrics, args: ServerArgs, model_name: str, chat: ChatSettings | None = None
+) -> FastAPI:
+    """The HTTP API; ``client`` must be ready (its ``info`` set). ``chat``: sampling defaults and parsers."""
     app = FastAPI(title="minisgl", version="0.1.0", description="OpenAI-compatible minisgl server")
     install_error_handlers(app)
-    serving = OpenAIServing(client, [model_name], StopLimits.from_args(args))
+    chat = chat or ChatSettings()
+    serving = OpenAIServing(client, [model_name], StopLimits.from_args(args), chat)
     created = int(time.time())
     assert client.info is not None
     max_model_len = client.info.max_model_len
@@ -50,7 +54,7 @@ def build_app(client: EngineClient, metrics: Metrics, args: ServerArgs, model_na
     async def models() -> Response:
         card = {
             "id": model_name, "object": "model", "created": created, "owned_by": "minisgl",
-            "max_model_len": max_model_len,
+            "max_model_len": max_model_len, "default_sampling_params": chat.defaults,
         }  # fmt: skip
         return JSONResponse({"object": "list", "data": [card]})
 

@@ -23,10 +23,12 @@ from typing import Any
 
 import uvicorn
 
-from minisgl_core.checkpoint import locate_model
+from minisgl_core.checkpoint import generation_defaults, locate_model
+from minisgl_core.checkpoint.generation_config import describe
 from minisgl_core.config import EngineConfig, ServerArgs
 from minisgl_core.server.app import build_app
 from minisgl_core.server.asgi import resolve_api_key
+from minisgl_core.server.chat_stream import ChatSettings
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
@@ -34,6 +36,7 @@ from minisgl_core.server.ipc import Addresses
 from minisgl_core.server.metrics import Metrics
 from minisgl_core.server.threads import use_one_torch_thread
 from minisgl_core.server.tokenizer_worker import run_tokenizer_worker
+from minisgl_core.text import load_chat_template
 
 logger = logging.getLogger("minisgl.server")
 
@@ -47,11 +50,21 @@ def tokenizer_path(config: EngineConfig) -> str:
     return str(locate_model(config.model, need_weights=False, revision=config.revision))
 
 
+def chat_settings(config: EngineConfig, args: ServerArgs) -> ChatSettings:
+    """The sampling defaults (``--generation-config``, logged) and parsers the chat endpoints use."""
+    model_dir = locate_model(config.model, need_weights=False, revision=config.revision)
+    defaults = generation_defaults(config.generation_config, model_dir)
+    logger.info("sampling defaults (--generation-config %s): %s", config.generation_config, describe(defaults))
+    return ChatSettings.create(defaults, args.reasoning_parser, args.tool_call_parser)
+
+
 class Workers:
     """The three worker processes and the private folder of their sockets."""
 
     def __init__(self, config: EngineConfig, args: ServerArgs) -> None:
         tok = tokenizer_path(config)
+        template = load_chat_template(args.chat_template) if args.chat_template else None
+        self.chat = chat_settings(config, args)  # before spawning: a bad setting fails at once
         self.tmpdir = tempfile.mkdtemp(prefix="minisgl-")
         self.addrs = Addresses.in_dir(self.tmpdir)
         mp = multiprocessing.get_context("spawn")
@@ -60,7 +73,9 @@ class Workers:
             "engine": mp.Process(
                 target=run_engine_worker, args=(config, self.addrs, level, args.log_interval), name="minisgl-engine"
             ),
-            "tokenizer": mp.Process(target=run_tokenizer_worker, args=(tok, self.addrs, level), name="minisgl-tok"),
+            "tokenizer": mp.Process(
+                target=run_tokenizer_worker, args=(tok, self.addrs, level, template), name="minisgl-tok"
+            ),
             "detokenizer": mp.Process(
                 target=run_detokenizer_worker,
                 args=(tok, self.addrs, level, args.stop_regex_window),
@@ -122,7 +137,7 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
     try:
         await client.wait_ready(workers.dead)
         client.start()
-        app = build_app(client, metrics, args, args.served_model_name or config.model)
+        app = build_app(client, metrics, args, args.served_model_name or config.model, workers.chat)
         sock = _listen_socket(args.host, args.port)
         uv_config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3,

@@ -25,8 +25,9 @@ from minisgl_core.contracts.sampling import SamplingParams
 class TokenizeRequest(msgspec.Struct, tag=True, array_like=True):
     """One prompt to tokenize and submit as ``len(rids)`` engine requests (``n``), one params each.
 
-    Exactly one of ``text``, ``token_ids`` and ``messages`` is set. ``max_tokens`` ``None`` means "the rest
-    of the context"."""
+    Exactly one of ``text``, ``token_ids`` and ``messages`` is set. ``max_tokens`` ``None`` means
+    ``default_max_tokens`` (the model's generation config) capped to the rest of the context, or the rest of
+    the context. ``chat``: the template options of ``messages`` (``minisgl_core.text.render_chat``'s)."""
 
     rids: list[str]
     params: list[SamplingParams]
@@ -34,6 +35,8 @@ class TokenizeRequest(msgspec.Struct, tag=True, array_like=True):
     token_ids: list[int] | None = None
     messages: list[dict] | None = None
     max_tokens: int | None = None
+    chat: dict | None = None
+    default_max_tokens: int | None = None
 
 
 class Abort(msgspec.Struct, tag=True, array_like=True):

@@ -6,11 +6,13 @@ is generated from these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from minisgl_core.contracts.sampling import SamplingParams
+from minisgl_core.server.chat_protocol import ChatFields, ChatMessage
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
@@ -54,14 +56,16 @@ class SamplingFields(BaseModel):
     stream_options: StreamOptions | None = None
     user: Str | None = None
 
-    def sampling_params(self, logprobs: int | None) -> SamplingParams:
-        """The engine's settings for this request (``max_tokens`` is set by the tokenizer worker)."""
+    def sampling_params(self, logprobs: int | None, defaults: Mapping[str, Any] | None = None) -> SamplingParams:
+        """The engine's settings for this request (``max_tokens`` is set by the tokenizer worker); fields the
+        request leaves out take ``defaults`` (the model's generation config), then SamplingParams'."""
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        d = defaults or {}
         return SamplingParams(
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p,
-            top_k=-1 if self.top_k is None else self.top_k,
-            min_p=0.0 if self.min_p is None else self.min_p,
+            temperature=d.get("temperature", 1.0) if self.temperature is None else self.temperature,
+            top_p=d.get("top_p", 1.0) if self.top_p is None else self.top_p,
+            top_k=d.get("top_k", -1) if self.top_k is None else self.top_k,
+            min_p=d.get("min_p", 0.0) if self.min_p is None else self.min_p,
             seed=self.seed,
             stop=stop,
             stop_token_ids=list(self.stop_token_ids or []),
@@ -70,7 +74,9 @@ class SamplingFields(BaseModel):
             skip_special_tokens=self.skip_special_tokens,
             presence_penalty=self.presence_penalty or 0.0,
             frequency_penalty=self.frequency_penalty or 0.0,
-            repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
+            repetition_penalty=d.get("repetition_penalty", 1.0)
+            if self.repetition_penalty is None
+            else self.repetition_penalty,
             logprobs=logprobs,
         )
 
@@ -79,24 +85,7 @@ class SamplingFields(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class TextPart(BaseModel):
-    type: Literal["text"]
-    text: Str
-
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Str | list[TextPart] | None = None
-    name: Str | None = None
-
-    def as_template_input(self) -> dict[str, str]:
-        content = self.content
-        if isinstance(content, list):
-            content = "".join(part.text for part in content)
-        return {"role": self.role, "content": content or ""}
-
-
-class ChatCompletionRequest(SamplingFields):
+class ChatCompletionRequest(SamplingFields, ChatFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: Count | None = None
     logprobs: Bool = False
@@ -155,9 +144,11 @@ class GenerateSampling(BaseModel):
     frequency_penalty: Annotated[float, Strict(), Field(ge=-2.0, le=2.0)] = 0.0
     repetition_penalty: Annotated[float, Strict(), Field(gt=0.0, le=10.0)] = 1.0
 
-    def sampling_params(self) -> SamplingParams:
+    def sampling_params(self, defaults: Mapping[str, Any] | None = None) -> SamplingParams:
+        """Fields the request sets, over ``defaults`` (the model's generation config), over these."""
         values = self.model_dump(exclude={"max_new_tokens"})
-        return SamplingParams(**values)
+        given = self.model_dump(exclude={"max_new_tokens"}, exclude_unset=True)
+        return SamplingParams(**{**values, **{k: v for k, v in (defaults or {}).items() if k in values}, **given})
 
 
 class GenerateRequest(BaseModel):

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.asgi import SSE_DONE, SSEResponse, sse
+from minisgl_core.server.chat_stream import ChatSettings, chat_logprobs, merge_delta, message
 from minisgl_core.server.engine_client import ClientGone, EngineClient, Generation
 from minisgl_core.server.errors import APIError
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
@@ -67,13 +68,6 @@ def _usage(gen: Generation, last: dict[int, RequestOutput]) -> dict[str, Any]:
     }
 
 
-def chat_logprobs(lps: list[TokenLogprobOut]) -> list[dict[str, Any]]:
-    def entry(token: str, logprob: float) -> dict[str, Any]:
-        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-
-    return [{**entry(lp.token, lp.logprob), "top_logprobs": [entry(t, v) for _, t, v in lp.top]} for lp in lps]
-
-
 def completion_logprobs(lps: list[TokenLogprobOut], offset: int) -> dict[str, Any]:
     offsets = []
     for lp in lps:
@@ -90,10 +84,12 @@ def completion_logprobs(lps: list[TokenLogprobOut], offset: int) -> dict[str, An
 class OpenAIServing:
     """Request handlers over one :class:`EngineClient`."""
 
-    def __init__(self, client: EngineClient, model_names: list[str], limits: StopLimits) -> None:
-        self.client = client
-        self.model_names = model_names
-        self.limits = limits
+    def __init__(
+        self, client: EngineClient, model_names: list[str], limits: StopLimits, chat: ChatSettings | None = None
+    ) -> None:
+        self.client, self.model_names, self.limits = client, model_names, limits
+        self.settings = chat or ChatSettings()
+        """Sampling defaults (the model's generation config) and the chat output parsers."""
 
     def _check_model(self, name: str) -> None:
         if name not in self.model_names:
@@ -132,27 +128,30 @@ class OpenAIServing:
 
     async def chat(self, body: ChatCompletionRequest, raw: Request) -> Response:
         self._check_model(body.model)
-        params = self._params(body, lambda: body.sampling_params(body.num_logprobs))
-        messages = [m.as_template_input() for m in body.messages]
+        params = self._params(body, lambda: body.sampling_params(body.num_logprobs, self.settings.defaults))
+        outputs = [self.settings.output(body) for _ in range(body.n)]  # reasoning and tool-call parsers
         req = TokenizeRequest(
-            [], self._choices(params, body.n), messages=messages, max_tokens=body.requested_max_tokens
-        )
+            [], self._choices(params, body.n), messages=[m.as_template_input() for m in body.messages],
+            max_tokens=body.requested_max_tokens, chat=body.template_options(),
+            default_max_tokens=self.settings.defaults.get("max_tokens"),
+        )  # fmt: skip
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         gen, first = await self._start([req], raw)
         if body.stream:
             started = [False] * body.n
 
             def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-                delta: dict[str, Any] = {}
+                delta = outputs[i].feed(out.text)
+                if out.finish_reason is not None:
+                    merge_delta(delta, outputs[i].finish())
                 if not started[i]:
                     started[i] = True
-                    delta = {"role": "assistant", "content": out.text}
-                elif out.text:
-                    delta = {"content": out.text}
-                elif out.finish_reason is None and not out.logprobs:
+                    delta = {"role": "assistant", "content": "", **delta}
+                elif not delta and out.finish_reason is None and not out.logprobs:
                     return None
                 lps = {"content": chat_logprobs(out.logprobs)} if out.logprobs else None
-                choice = {"index": i, "delta": delta, "logprobs": lps, "finish_reason": out.finish_reason}
+                reason = outputs[i].finish_reason(out.finish_reason)
+                choice = {"index": i, "delta": delta, "logprobs": lps, "finish_reason": reason}
                 if out.finish_reason is not None:
                     choice["matched_stop"] = out.matched_stop
                 return {**head, "object": "chat.completion.chunk", "choices": [choice]}
@@ -160,33 +159,29 @@ class OpenAIServing:
             usage_head = {**head, "object": "chat.completion.chunk"}
             return SSEResponse(self._stream(gen, first, chunk, usage_head if body.include_usage else None))
         choices, usage = await self._gather(gen, first)
-        return json_response(
+        answers = [
             {
-                **head,
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": i,
-                        "message": {"role": "assistant", "content": "".join(c.text)},
-                        "logprobs": {"content": chat_logprobs(c.logprobs)} if body.logprobs else None,
-                        "finish_reason": c.last.finish_reason if c.last else None,
-                        "matched_stop": c.last.matched_stop if c.last else None,
-                    }
-                    for i, c in enumerate(choices)
-                ],
-                "usage": usage,
+                "index": i,
+                "message": message(outputs[i], "".join(c.text)),
+                "logprobs": {"content": chat_logprobs(c.logprobs)} if body.logprobs else None,
+                "finish_reason": outputs[i].finish_reason(c.last.finish_reason if c.last else None),
+                "matched_stop": c.last.matched_stop if c.last else None,
             }
-        )
+            for i, c in enumerate(choices)
+        ]
+        return json_response({**head, "object": "chat.completion", "choices": answers, "usage": usage})
 
     # -- completions ------------------------------------------------------------------------------------
 
     async def completions(self, body: CompletionRequest, raw: Request) -> Response:
         self._check_model(body.model)
-        params = self._params(body, lambda: body.sampling_params(body.logprobs))
+        params = self._params(body, lambda: body.sampling_params(body.logprobs, self.settings.defaults))
+        default = self.settings.defaults.get("max_tokens", 16)
         reqs = []
         for p in body.prompts():
             text, ids = (p, None) if isinstance(p, str) else (None, p)
-            reqs.append(TokenizeRequest([], self._choices(params, body.n), text, ids, max_tokens=body.max_tokens or 16))
+            choices = self._choices(params, body.n)
+            reqs.append(TokenizeRequest([], choices, text, ids, max_tokens=body.max_tokens, default_max_tokens=default))
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         gen, first = await self._start(reqs, raw)
         if body.stream:
@@ -231,8 +226,11 @@ class OpenAIServing:
         if (body.text is None) == (body.input_ids is None):
             raise APIError(400, "give exactly one of 'text' and 'input_ids'", "text")
         sp = body.sampling_params
-        params = self._params(body, sp.sampling_params)
-        req = TokenizeRequest([], [params], body.text, body.input_ids, max_tokens=sp.max_new_tokens)
+        params = self._params(body, lambda: sp.sampling_params(self.settings.defaults))
+        default = self.settings.defaults.get("max_tokens")
+        req = TokenizeRequest(
+            [], [params], body.text, body.input_ids, max_tokens=sp.max_new_tokens, default_max_tokens=default
+        )
         gen, first = await self._start([req], raw)
 
         def meta(out: RequestOutput) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from minisgl_core.server.messages import (
     WorkerReady,
 )
 from minisgl_core.server.threads import use_one_torch_thread
-from minisgl_core.text import apply_chat_template, load_tokenizer
+from minisgl_core.text import ChatTemplateError, apply_chat_template, load_tokenizer
 
 logger = logging.getLogger("minisgl.tokenizer")
 
@@ -43,13 +43,20 @@ class PromptError(ValueError):
 class PromptTokenizer:
     """Turns a :class:`TokenizeRequest` into engine requests, checking it against the engine's limits."""
 
-    def __init__(self, tokenizer: Any, info: EngineInfo | None = None) -> None:
+    def __init__(self, tokenizer: Any, info: EngineInfo | None = None, chat_template: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.info = info
+        self.chat_template = chat_template
+        """``--chat-template``: replaces the tokenizer's (a request's own ``chat_template`` replaces both)."""
 
     def prompt_ids(self, req: TokenizeRequest) -> list[int]:
         if req.messages is not None:
-            return apply_chat_template(self.tokenizer, req.messages)
+            options = dict(req.chat or {})
+            options["template"] = options.get("template") or self.chat_template
+            try:
+                return apply_chat_template(self.tokenizer, req.messages, **options)
+            except ChatTemplateError as exc:
+                raise PromptError(str(exc), exc.param) from None
         if req.token_ids is not None:
             return list(req.token_ids)
         if not req.text:
@@ -83,9 +90,13 @@ class PromptTokenizer:
                 "completion). Please reduce the prompt or the completion length.",
                 "max_tokens",
             )
+        max_tokens = req.max_tokens
+        if max_tokens is None:
+            max_tokens = room if req.default_max_tokens is None else min(room, req.default_max_tokens)
         out = []
         for rid, params in zip(req.rids, req.params):
-            params.max_tokens = room if req.max_tokens is None else req.max_tokens
+            params.max_tokens = max_tokens
+            logger.debug("request %s: %d prompt tokens, %s", rid, len(ids), params)
             out.append(EngineRequest(rid, ids, params))
         return out
 
@@ -115,13 +126,15 @@ def _serve(tok: PromptTokenizer, inbox: Receiver, to_engine: Sender, to_api: Sen
             to_engine.send(NewRequests(batch))
 
 
-def run_tokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str) -> None:
+def run_tokenizer_worker(
+    tokenizer_path: str, addrs: Addresses, log_level: str, chat_template: str | None = None
+) -> None:
     """Process entry point: load the tokenizer, report ready to the API server, then serve."""
     setup_worker("tokenizer", log_level)
     ctx = zmq.Context()
     to_api = Sender(ctx, addrs.api)
     try:
-        tok = PromptTokenizer(load_tokenizer(tokenizer_path))
+        tok = PromptTokenizer(load_tokenizer(tokenizer_path), chat_template=chat_template)
         inbox = Receiver(ctx, addrs.tokenizer, TO_TOKENIZER)
         to_engine = Sender(ctx, addrs.engine)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher

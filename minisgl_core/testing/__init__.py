@@ -13,7 +13,12 @@ The suites are pytest base classes; a plugin's test subclasses one and names wha
 - :class:`AttentionBackendSuite`: an attention backend against the ``torch`` reference, step by step;
 - :class:`CachePolicySuite`: a KV-cache policy: slot accounting, prefix hits, eviction, generation;
 - :class:`SchedulerSuite`: a scheduling policy: method contracts, liveness, fairness bounds;
-- :class:`ModelPluginSuite`: a model: greedy tokens equal to transformers on a tiny random config.
+- :class:`ModelPluginSuite`: a model: greedy tokens equal to transformers on a tiny random config;
+- :class:`ReasoningParserSuite`, :class:`ToolParserSuite`: output parsers on cases the plugin gives, split at
+  every position, streamed and whole, with Unicode.
+
+:func:`save_scripted_model` writes a checkpoint whose model emits given texts (the scripted model), for
+testing parsers through a real server.
 
 Every class attribute a subclass may set is documented on the suite (and in docs/plugins.md). The tiny-model
 helpers: :func:`byte_tokenizer` (an offline byte-level tokenizer with a ChatML template),
@@ -36,6 +41,11 @@ _MODULES = {
     "model_suite": ("ModelPluginSuite",),
     "suite_base": ("ConformanceSuite",),
     "plugins": ("use_plugin",),
+    "scripted": ("save_scripted_model",),
+    "parser_suites": (
+        "ReasoningCase", "ReasoningParserSuite", "ToolCase", "ToolParserSuite", "pieces_of", "run_reasoning",
+        "run_tools",
+    ),
     "tiny_models": (
         "byte_tokenizer", "hf_greedy", "save_random_model", "save_tiny_model", "tiny_config", "tiny_model_dir",
     ),
