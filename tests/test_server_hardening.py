@@ -244,3 +244,57 @@ def test_disconnect_before_first_token_is_quiet_and_frees_everything(server) -> 
     assert "Traceback" not in log and "ERROR" not in log, log
     assert log.count("client disconnected before its first token") == 6, log
     assert post(server, COMP, comp())[0] == 200
+
+
+# -- item 5: engine heartbeat; item 6: the key from a file ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hb_server(tiny_qwen3, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hb")
+    (folder / "key").write_text(f"  {KEY}-file\n")
+    srv = ServerProcess(tiny_qwen3.path, folder / "server.log", "--engine-timeout", "2", "--api-key-file",
+                        str(folder / "key"), "--served-model-name", "tiny")  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def _head(url: str, path: str) -> int:
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("HEAD", path)
+    resp = conn.getresponse()
+    assert resp.read() == b""
+    conn.close()
+    return resp.status
+
+
+def test_hung_engine_turns_health_and_pending_requests_to_503(hb_server) -> None:
+    srv, auth = hb_server, {"Authorization": f"Bearer {KEY}-file"}
+    assert srv.post(COMP, comp(), auth)[0] == 200 and srv.post(COMP, comp(), AUTH)[0] == 401  # key from the file
+    assert srv.get("/health")[0] == 200 and _head(srv.url, "/health") == 200
+    time.sleep(3)  # idle longer than --engine-timeout: an idle engine still beats
+    assert srv.get("/health")[0] == 200
+    engine = _engine_pid(srv)
+    os.kill(engine, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        status, body = srv.post(COMP, comp(max_tokens=4), auth)  # would hang until the client gave up
+        waited = time.monotonic() - start
+        assert status == 503 and "engine" in body["error"]["message"], body
+        assert waited < 6, waited
+        status, text = srv.get("/health")
+        assert status == 503 and "--engine-timeout" in text
+        assert _head(srv.url, "/health") == 503
+        assert srv.post(COMP, comp(), auth)[0] == 503  # new requests too, at once
+    finally:
+        os.kill(engine, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while srv.get("/health")[0] != 200:
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.2)
+    status, body = srv.post(COMP, comp(max_tokens=3, ignore_eos=True), auth)
+    assert status == 200 and body["usage"]["completion_tokens"] == 3
+    m = srv.wait_idle()
+    assert m["minisgl_api_pending_requests"] == 0
+    assert "Traceback" not in srv.log()

@@ -68,7 +68,7 @@ def test_sigterm_stops_all_processes(tiny_qwen3, tmp_path) -> None:
         assert _wait_gone(children) == set(), f"orphans left: {children}"
         thread.join(10)
         assert not thread.is_alive()  # the in-flight stream ended instead of hanging
-        assert json.loads(result["events"][-1])["error"]["code"] == 503  # failed, not cut off silently
+        assert json.loads(result["events"][-1])["error"]["type"] == "service_unavailable_error"  # failed, not cut off
     finally:
         server.stop()
 
@@ -85,13 +85,13 @@ def test_dead_engine_fails_requests_with_503_and_exits(tiny_qwen3, tmp_path) -> 
         thread.join(15)
         assert not thread.is_alive(), "in-flight stream hung after the engine died"
         last = json.loads(result["events"][-1])
-        assert last["error"]["code"] == 503, result
+        assert last["error"]["type"] == "service_unavailable_error", result
         status, body = server.get("/health")
         assert status == 503 and "engine" in json.loads(body)["error"]["message"]
         status, body = server.post("/v1/completions", {"model": model, "prompt": "hi", "max_tokens": 2})
         assert status == 503 and body["error"]["type"] == "service_unavailable_error"
         status, body = server.post("/generate", {"text": "hi"})
-        assert status == 503 and body["error"]["code"] == 503
+        assert status == 503 and body["error"]["type"] == "service_unavailable_error"
         assert server.proc.wait(15) == 1, server.log()
         assert _wait_gone(children) == set(), "workers left behind"
     finally:

@@ -44,10 +44,11 @@ def build_app(
     assert client.info is not None
     max_model_len = client.info.max_model_len
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> Response:
-        if client.unavailable is not None:
-            return error_response(503, client.unavailable)
+        """200 while every worker lives and the engine beat within ``--engine-timeout``; else 503."""
+        if client.unavailable is not None or client.stalled is not None:
+            return error_response(503, client.unavailable or client.stalled or "")
         return JSONResponse({"status": "ok"})
 
     @app.get("/v1/models")

@@ -27,6 +27,7 @@ from minisgl_core.server.messages import (
     DetokOutputs,
     EngineInfo,
     EngineStats,
+    Heartbeat,
     RequestError,
     RequestOutput,
     StatsRequest,
@@ -139,6 +140,9 @@ class EngineClient:
         self.unavailable: str | None = None
         """Why the server cannot serve any more (a worker died, shutting down); None while healthy."""
         self.last_stats: EngineStats | None = None
+        self.last_beat = time.monotonic()
+        self.stalled: str | None = None
+        """Why the engine counts as hung (no heartbeat within ``--engine-timeout``); None while it beats."""
         self._stats_waiters: list[asyncio.Future] = []
         self._ids = itertools.count()
         self._reader: asyncio.Task | None = None
@@ -167,14 +171,15 @@ class EngineClient:
         return self.info
 
     def start(self) -> None:
+        self.last_beat = time.monotonic()
         self._reader = asyncio.ensure_future(self._read_loop())
 
     # -- requests ---------------------------------------------------------------------------------------
 
     def submit(self, prompts: list[TokenizeRequest]) -> Generation:
         """Send prompts (each with one ``SamplingParams`` per choice, rids unset) to the tokenizer."""
-        if self.unavailable is not None:
-            raise APIError(503, self.unavailable)
+        if self.unavailable is not None or self.stalled is not None:
+            raise APIError(503, self.unavailable or self.stalled or "")
         rids: list[str] = []
         prompt_index: list[int] = []
         for p, req in enumerate(prompts):
@@ -198,6 +203,19 @@ class EngineClient:
         if gen.unfinished and self.unavailable is None:
             self.to_tokenizer.send(encode(Abort(sorted(gen.unfinished))))
             gen.unfinished.clear()
+
+    def check_engine(self, timeout: float) -> None:
+        """Called periodically: when the engine missed its heartbeats for ``timeout`` seconds, answer every
+        pending request (and later ones, and ``/health``) with 503 until it beats again."""
+        late = time.monotonic() - self.last_beat
+        if late > timeout and self.stalled is None:
+            self.stalled = f"the engine has not reported for {late:.0f} s (--engine-timeout {timeout:g}): hung?"
+            logger.error("%s; failing %d pending requests", self.stalled, len(self.generations))
+            for gen in set(self.generations.values()):
+                gen.fail(APIError(503, self.stalled))
+        elif late <= timeout and self.stalled is not None:
+            logger.info("the engine reports again")
+            self.stalled = None
 
     def fail_all(self, status: int, message: str) -> None:
         """Stop serving: every open generation and every later request fails with ``status``."""
@@ -241,7 +259,10 @@ class EngineClient:
                     if gen is not None:
                         gen.unfinished.discard(rid)
                         gen.fail(err)
+            elif isinstance(msg, Heartbeat):
+                self.last_beat = time.monotonic()
             elif isinstance(msg, EngineStats):
+                self.last_beat = time.monotonic()
                 self.last_stats = msg
                 waiters, self._stats_waiters = self._stats_waiters, []
                 for fut in waiters:

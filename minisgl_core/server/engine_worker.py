@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import zmq
@@ -29,6 +30,7 @@ from minisgl_core.server.messages import (
     EngineOutputs,
     EngineRequest,
     EngineStats,
+    Heartbeat,
     NewRequests,
     RequestError,
     StatsRequest,
@@ -44,7 +46,9 @@ logger = logging.getLogger("minisgl.engine")
 class EngineWorker:
     """The scheduling loop of the engine process (rank 0)."""
 
-    def __init__(self, runtime: Runtime, ctx: zmq.Context, addrs: Addresses, log_interval: float) -> None:
+    def __init__(
+        self, runtime: Runtime, ctx: zmq.Context, addrs: Addresses, log_interval: float, beat_interval: float = 1.0
+    ) -> None:
         self.runtime = runtime
         self.scheduler = runtime.scheduler
         self.inbox = Receiver(ctx, addrs.engine, TO_ENGINE)
@@ -58,13 +62,19 @@ class EngineWorker:
         self.generation_tokens = 0
         self.num_aborted = 0
         self.stats_log = StatsLogger(log_interval)
+        self.beat_interval = beat_interval
+        self.last_beat = 0.0
 
     def run(self) -> None:
         scheduler = self.scheduler
         while True:
             busy = scheduler.has_work()
-            for msg in self.inbox.recv_all(block=not busy):
+            for msg in self.inbox.recv_all(block=not busy, timeout=self.beat_interval):
                 self._handle(msg)
+            now = time.monotonic()
+            if now - self.last_beat >= self.beat_interval:  # the API server's liveness check (--engine-timeout)
+                self.last_beat = now
+                self.to_api.send(Heartbeat())
             if not busy and scheduler.has_work():
                 self.stats_log.start(self.stats())  # rates cover busy time only
             if scheduler.has_work():
@@ -151,7 +161,9 @@ class EngineWorker:
         )
 
 
-def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, log_interval: float) -> None:
+def run_engine_worker(
+    config: EngineConfig, addrs: Addresses, log_level: str, log_interval: float, beat_interval: float
+) -> None:
     """Process entry point: set a CPU engine's thread count, build the runtime, report ready (or the error)
     to the API server, then serve."""
     setup_worker("engine", log_level)
@@ -161,7 +173,7 @@ def run_engine_worker(config: EngineConfig, addrs: Addresses, log_level: str, lo
         if resolve_device(config.device, TPInfo()).type == "cpu":
             set_cpu_engine_threads(len(local_ranks(config)))
         runtime = build_runtime(config)
-        worker = EngineWorker(runtime, ctx, addrs, log_interval)
+        worker = EngineWorker(runtime, ctx, addrs, log_interval, beat_interval)
     except Exception as exc:  # noqa: BLE001 - reported to the launcher, which exits with the message
         fail_start_up(to_api, "engine", exc)
     info = EngineInfo(runtime.max_model_len, runtime.model_config.vocab_size)

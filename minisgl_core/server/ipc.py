@@ -70,11 +70,15 @@ class Receiver:
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
 
-    def recv_all(self, block: bool) -> list[Any]:
-        """Every message waiting now; with ``block``, first wait until there is one (exits if orphaned)."""
+    def recv_all(self, block: bool, timeout: float | None = None) -> list[Any]:
+        """Every message waiting now; with ``block``, first wait until there is one (exits if orphaned), or
+        at most ``timeout`` seconds."""
         if block:
-            while not self.poller.poll(500):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self.poller.poll(500 if timeout is None else max(1, min(500, int(timeout * 1000)))):
                 exit_if_orphaned()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
         msgs = []
         while True:
             try:

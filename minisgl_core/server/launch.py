@@ -71,7 +71,9 @@ class Workers:
         level = args.log_level
         self.procs = {
             "engine": mp.Process(
-                target=run_engine_worker, args=(config, self.addrs, level, args.log_interval), name="minisgl-engine"
+                target=run_engine_worker,
+                name="minisgl-engine",
+                args=(config, self.addrs, level, args.log_interval, min(1.0, args.engine_timeout / 4)),
             ),
             "tokenizer": mp.Process(
                 target=run_tokenizer_worker, args=(tok, self.addrs, level, template), name="minisgl-tok"
@@ -160,6 +162,7 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
             if on_ready is not None:
                 on_ready(url, server)
             while not server.should_exit:
+                client.check_engine(args.engine_timeout)
                 dead = workers.dead()
                 if dead is not None:
                     code = workers.procs[dead].exitcode

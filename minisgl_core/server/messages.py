@@ -149,6 +149,10 @@ class WorkerReady(msgspec.Struct, tag=True, array_like=True):
     info: EngineInfo | None = None
 
 
+class Heartbeat(msgspec.Struct, tag=True, array_like=True):
+    """The engine loop is alive: sent every ``beat interval`` seconds, busy or idle."""
+
+
 class WorkerFailed(msgspec.Struct, tag=True, array_like=True):
     name: str
     error: str
@@ -176,7 +180,7 @@ class EngineStats(msgspec.Struct, tag=True, array_like=True):
 TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo
 TO_ENGINE = NewRequests | Abort | StatsRequest
 TO_DETOKENIZER = EngineOutputs
-TO_API = DetokOutputs | RequestError | WorkerReady | WorkerFailed | EngineStats
+TO_API = DetokOutputs | RequestError | WorkerReady | WorkerFailed | EngineStats | Heartbeat
 
 encode = msgspec.msgpack.Encoder().encode
 
