@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -21,14 +22,18 @@ class ServerProcess:
     """``minisgl serve --model PATH --device cpu --attention torch --port 0 ...`` in its own process group."""
 
     def __init__(
-        self, model_path: Path, log_path: Path, *extra: str, timeout: float = 180.0, wait: bool = True
-    ) -> None:
+        self, model_path: Path, log_path: Path, *extra: str, timeout: float = 180.0, wait: bool = True,
+        nofile: int | None = None,
+    ) -> None:  # fmt: skip
         self.log_path = log_path
         cmd = [sys.executable, "-m", "minisgl_core", "serve", "--model", str(model_path), "--device", "cpu"]
         cmd += ["--attention", "torch", "--port", "0", "--log-interval", "1", *extra]
         env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        limit = None if nofile is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=limit
+        )
         self.url = self._wait_ready(timeout) if wait else ""
 
     def log(self) -> str:

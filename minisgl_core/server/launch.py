@@ -28,6 +28,7 @@ from minisgl_core.checkpoint.generation_config import describe
 from minisgl_core.config import EngineConfig, ServerArgs
 from minisgl_core.server.app import build_app
 from minisgl_core.server.asgi import resolve_api_key
+from minisgl_core.server.connections import connection_cap, guarded_protocol
 from minisgl_core.server.chat_stream import ChatSettings
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
@@ -143,7 +144,8 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
         sock = _listen_socket(args.host, args.port)
         uv_config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=3,
-            log_level=args.log_level.lower(),
+            log_level=args.log_level.lower(), timeout_keep_alive=args.keep_alive_timeout,  # type: ignore[arg-type]
+            http=guarded_protocol(args.idle_timeout, connection_cap(args.max_connections)),
         )  # fmt: skip
         server = _Server(uv_config)
         loop = asyncio.get_running_loop()
