@@ -28,8 +28,8 @@ from minisgl_core.checkpoint.generation_config import describe
 from minisgl_core.config import EngineConfig, ServerArgs
 from minisgl_core.server.app import build_app
 from minisgl_core.server.asgi import resolve_api_key
-from minisgl_core.server.connections import connection_cap, guarded_protocol
 from minisgl_core.server.chat_stream import ChatSettings
+from minisgl_core.server.connections import connection_cap, guarded_protocol
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
