@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib import metadata
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -14,14 +15,17 @@ from minisgl_core.server.chat_stream import ChatSettings
 from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import error_response, install_error_handlers
 from minisgl_core.server.metrics import Metrics
-from minisgl_core.server.openai_protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    ErrorResponse,
-    GenerateRequest,
-)
+from minisgl_core.server.openai_protocol import ErrorResponse
 from minisgl_core.server.openai_serving import OpenAIServing
+from minisgl_core.server.protocol_chat import ChatCompletionRequest
+from minisgl_core.server.protocol_completion import CompletionRequest
+from minisgl_core.server.protocol_native import DetokenizeBody, GenerateRequest, TokenizeBody
 from minisgl_core.server.request_checks import StopLimits
+from minisgl_core.server.serving_chat import chat_completions as serve_chat
+from minisgl_core.server.serving_completion import completions as serve_completions
+from minisgl_core.server.serving_native import detokenize as serve_detokenize
+from minisgl_core.server.serving_native import generate as serve_generate
+from minisgl_core.server.serving_native import tokenize as serve_tokenize
 
 ERRORS: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text}
@@ -32,11 +36,18 @@ ERRORS: dict[int | str, dict] = {
 }  # fmt: skip
 
 
+def _version() -> str:
+    try:
+        return metadata.version("minisgl-core")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_app(
     client: EngineClient, metrics: Metrics, args: ServerArgs, model_name: str, chat: ChatSettings | None = None
 ) -> FastAPI:
     """The HTTP API; ``client`` must be ready (its ``info`` set). ``chat``: sampling defaults and parsers."""
-    app = FastAPI(title="minisgl", version="0.1.0", description="OpenAI-compatible minisgl server")
+    app = FastAPI(title="minisgl", version=_version(), description="OpenAI-compatible minisgl server")
     install_error_handlers(app)
     chat = chat or ChatSettings()
     serving = OpenAIServing(client, [model_name], StopLimits.from_args(args), chat)
@@ -51,13 +62,31 @@ def build_app(
             return error_response(503, client.unavailable or client.stalled or "")
         return JSONResponse({"status": "ok"})
 
+    card = {
+        "id": model_name, "object": "model", "created": created, "owned_by": "minisgl", "root": model_name,
+        "parent": None, "max_model_len": max_model_len, "default_sampling_params": chat.defaults,
+    }  # fmt: skip
+
     @app.get("/v1/models")
     async def models() -> Response:
-        card = {
-            "id": model_name, "object": "model", "created": created, "owned_by": "minisgl",
-            "max_model_len": max_model_len, "default_sampling_params": chat.defaults,
-        }  # fmt: skip
         return JSONResponse({"object": "list", "data": [card]})
+
+    @app.get("/v1/models/{model_id:path}", responses=ERRORS)
+    async def model(model_id: str) -> Response:
+        serving.model_name(model_id)
+        return JSONResponse(card)
+
+    @app.get("/version")
+    async def version() -> Response:
+        return JSONResponse({"version": _version()})
+
+    @app.post("/tokenize", responses=ERRORS)
+    async def tokenize(body: TokenizeBody) -> Response:
+        return await serve_tokenize(serving, body, max_model_len)
+
+    @app.post("/detokenize", responses=ERRORS)
+    async def detokenize(body: DetokenizeBody) -> Response:
+        return await serve_detokenize(serving, body)
 
     @app.get("/metrics")
     async def get_metrics() -> Response:
@@ -67,15 +96,15 @@ def build_app(
 
     @app.post("/v1/chat/completions", responses=ERRORS)
     async def chat_completions(body: ChatCompletionRequest, raw: Request) -> Response:
-        return await serving.chat(body, raw)
+        return await serve_chat(serving, body, raw)
 
     @app.post("/v1/completions", responses=ERRORS)
     async def completions(body: CompletionRequest, raw: Request) -> Response:
-        return await serving.completions(body, raw)
+        return await serve_completions(serving, body, raw)
 
     @app.post("/generate", responses=ERRORS)
     async def generate(body: GenerateRequest, raw: Request) -> Response:
-        return await serving.generate(body, raw)
+        return await serve_generate(serving, body, raw)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=args.max_request_bytes)
     api_key = resolve_api_key(args)

@@ -23,7 +23,6 @@ from minisgl_core.contracts.parsers import (
 from minisgl_core.plugins import REASONING_PARSER, TOOL_PARSER, Entry, lookup
 from minisgl_core.server.chat_protocol import ChatFields
 from minisgl_core.server.errors import APIError
-from minisgl_core.server.messages import TokenLogprobOut
 
 
 @dataclass
@@ -144,12 +143,3 @@ def message(out: ChatOutput, text: str) -> dict[str, Any]:
     if total["content"] is None and "tool_calls" not in total:
         total["content"] = ""
     return total
-
-
-def chat_logprobs(lps: list[TokenLogprobOut]) -> list[dict[str, Any]]:
-    """Token logprobs in the chat API's shape."""
-
-    def entry(token: str, logprob: float) -> dict[str, Any]:
-        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-
-    return [{**entry(lp.token, lp.logprob), "top_logprobs": [entry(t, v) for _, t, v in lp.top]} for lp in lps]

@@ -8,6 +8,7 @@ process does not know (already finished here) are dropped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from minisgl_core.server.messages import (
     WorkerReady,
 )
 from minisgl_core.server.threads import use_one_torch_thread
+from minisgl_core.server.token_bytes import token_bytes_fn
 from minisgl_core.text import IncrementalDetokenizer, load_tokenizer
 from minisgl_core.text.stops import DEFAULT_REGEX_WINDOW
 
@@ -50,15 +52,20 @@ class Detokenizer:
         self.regex_window = regex_window
         self.states: dict[str, _State] = {}
         self._token_text: dict[int, str] = {}
+        self._token_bytes = functools.lru_cache(maxsize=1 << 16)(token_bytes_fn(tokenizer))
 
     def process(self, msg: EngineOutputs) -> tuple[list[RequestOutput], list[str]]:
         """Outputs for the API server, and the rids the engine must abort (stop strings)."""
-        for r in msg.new:
+        outputs: list[RequestOutput] = []
+        for r in msg.new:  # each request's acceptance
             detok = IncrementalDetokenizer(
                 self.tokenizer, r.stop, r.skip_special_tokens, r.stop_regex, self.regex_window
             )
             self.states[r.rid] = _State(detok, r.prompt_len, r.logprobs)
-        outputs: list[RequestOutput] = []
+            echo = None
+            if r.prompt_ids is not None:
+                echo = self.tokenizer.decode(r.prompt_ids, skip_special_tokens=r.skip_special_tokens)
+            outputs.append(RequestOutput(r.rid, "", [], None, r.prompt_len, 0, prompt_text=echo))
         aborts: list[str] = []
         for u in msg.updates:
             state = self.states.get(u.rid)
@@ -106,8 +113,11 @@ class Detokenizer:
         return text
 
     def _logprobs(self, u: TokenUpdate) -> list[TokenLogprobOut]:
-        t = self.token_text
-        return [TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top]) for tok, lp, top in u.logprobs or ()]
+        t, b = self.token_text, self._token_bytes
+        return [
+            TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top], b(tok), [b(i) for i, _ in top])
+            for tok, lp, top in u.logprobs or ()
+        ]
 
 
 def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str, regex_window: int) -> None:

@@ -31,6 +31,8 @@ from minisgl_core.server.messages import (
     RequestError,
     RequestOutput,
     StatsRequest,
+    TextAnswer,
+    TextQuery,
     TokenizeRequest,
     WorkerFailed,
     WorkerReady,
@@ -144,6 +146,7 @@ class EngineClient:
         self.stalled: str | None = None
         """Why the engine counts as hung (no heartbeat within ``--engine-timeout``); None while it beats."""
         self._stats_waiters: list[asyncio.Future] = []
+        self._text_waiters: dict[int, asyncio.Future] = {}
         self._ids = itertools.count()
         self._reader: asyncio.Task | None = None
 
@@ -235,6 +238,21 @@ class EngineClient:
                 pass
         return self.last_stats
 
+    async def text_query(self, query: TextQuery, timeout: float = 30.0) -> TextAnswer:
+        """Ask the tokenizer worker to tokenize or detokenize (``/tokenize``, ``/detokenize``)."""
+        if self.unavailable is not None:
+            raise APIError(503, self.unavailable)
+        query.qid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._text_waiters[query.qid] = fut
+        self.to_tokenizer.send(encode(query))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise APIError(503, "the tokenizer did not answer") from None
+        finally:
+            self._text_waiters.pop(query.qid, None)
+
     # -- the reader -------------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
@@ -261,6 +279,10 @@ class EngineClient:
                         gen.fail(err)
             elif isinstance(msg, Heartbeat):
                 self.last_beat = time.monotonic()
+            elif isinstance(msg, TextAnswer):
+                fut = self._text_waiters.get(msg.qid)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
             elif isinstance(msg, EngineStats):
                 self.last_beat = time.monotonic()
                 self.last_stats = msg

@@ -77,6 +77,7 @@ class EngineWorker:
                 self.to_api.send(Heartbeat())
             if not busy and scheduler.has_work():
                 self.stats_log.start(self.stats())  # rates cover busy time only
+            self._flush()  # accepted requests are announced before the step that prefills them runs
             if scheduler.has_work():
                 for u in scheduler.step():
                     self._add_update(u.req, u.new_token_ids, u.finish_reason, u.logprobs)
@@ -108,8 +109,11 @@ class EngineWorker:
             self.to_api.send(RequestError([r.rid], str(exc), 400, param))
             return
         p = r.params
+        echo = r.prompt_ids if r.echo else None
         self.new.append(
-            DetokRequest(r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex)
+            DetokRequest(
+                r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex, echo
+            )
         )
         self.reqs[r.rid] = req
         if req.max_new_tokens == 0:

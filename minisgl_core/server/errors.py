@@ -63,6 +63,9 @@ UNION_HINTS = {
     "stop": "a non-empty string or a list of non-empty strings",
     "stop_regex": "a non-empty string or a list of non-empty strings",
     "content": "a string or a list of text parts ({'type': 'text', 'text': ...})",
+    "text": "a non-empty string or a list of non-empty strings",
+    "input_ids": "a list of token ids or a list of token-id lists",
+    "sampling_params": "an object or a list of objects (one per prompt)",
 }
 """Fields whose type is a union: pydantic reports one error per member; people get one sentence instead."""
 TYPE_ERRORS = ("_type", "literal_error", "missing", "model_attributes_type")
@@ -91,6 +94,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     split = _union_split(loc)
     if split is None:
         param = ".".join(str(p) for p in loc) or None
+        if first.get("type") == "extra_forbidden":
+            return f"Unrecognized request argument supplied: {param}", param
         where = f"{param}: " if param else ""
         message = f"{where}{first.get('msg', 'invalid value')}"
         rest = len(errors) - 1

@@ -37,6 +37,21 @@ class TokenizeRequest(msgspec.Struct, tag=True, array_like=True):
     max_tokens: int | None = None
     chat: dict | None = None
     default_max_tokens: int | None = None
+    echo: bool = False
+    """Send the prompt's text back with the request's first output (``echo``)."""
+
+
+class TextQuery(msgspec.Struct, tag=True, array_like=True):
+    """``/tokenize`` (``text`` or ``messages``) or ``/detokenize`` (``token_ids``), answered by a
+    :class:`TextAnswer` with the same ``qid``."""
+
+    qid: int
+    text: str | None = None
+    messages: list[dict] | None = None
+    token_ids: list[int] | None = None
+    add_special_tokens: bool = True
+    token_strs: bool = False
+    chat: dict | None = None
 
 
 class Abort(msgspec.Struct, tag=True, array_like=True):
@@ -59,6 +74,7 @@ class EngineRequest(msgspec.Struct, array_like=True):
     rid: str
     prompt_ids: list[int]
     params: SamplingParams
+    echo: bool = False
 
 
 class NewRequests(msgspec.Struct, tag=True, array_like=True):
@@ -81,6 +97,8 @@ class DetokRequest(msgspec.Struct, array_like=True):
     skip_special_tokens: bool
     logprobs: bool
     stop_regex: list[str] = []
+    prompt_ids: list[int] | None = None
+    """Set when the prompt is echoed: the detokenizer sends its text with the acceptance output."""
 
 
 class TokenUpdate(msgspec.Struct, array_like=True):
@@ -105,16 +123,21 @@ class EngineOutputs(msgspec.Struct, tag=True, array_like=True):
 
 
 class TokenLogprobOut(msgspec.Struct, array_like=True):
+    """A token's logprob; ``raw`` and ``top_raw`` are the true bytes of the token and its alternatives."""
+
     token_id: int
     token: str
     logprob: float
     top: list[tuple[int, str, float]]
+    raw: bytes = b""
+    top_raw: list[bytes] = []
 
 
 class RequestOutput(msgspec.Struct, array_like=True):
     """A text delta of one request. ``completion_tokens`` counts all tokens so far. ``matched_stop`` (with
     finish reason ``stop``): the stop string or pattern that ended the text, or the token id (EOS or one of
-    ``stop_token_ids``) that ended generation."""
+    ``stop_token_ids``) that ended generation. The first output of every request is its acceptance (no
+    tokens, sent before its first step runs), carrying ``prompt_text`` when the prompt is echoed."""
 
     rid: str
     text: str
@@ -125,6 +148,7 @@ class RequestOutput(msgspec.Struct, array_like=True):
     cached_tokens: int = 0
     logprobs: list[TokenLogprobOut] | None = None
     matched_stop: int | str | None = None
+    prompt_text: str | None = None
 
 
 class DetokOutputs(msgspec.Struct, tag=True, array_like=True):
@@ -141,6 +165,16 @@ class RequestError(msgspec.Struct, tag=True, array_like=True):
     message: str
     status: int = 400
     param: str | None = None
+
+
+class TextAnswer(msgspec.Struct, tag=True, array_like=True):
+    """The answer to a :class:`TextQuery`: ``error`` set, or the ids / text (and token strings)."""
+
+    qid: int
+    token_ids: list[int] = []
+    text: str = ""
+    token_strs: list[str] | None = None
+    error: str | None = None
 
 
 class WorkerReady(msgspec.Struct, tag=True, array_like=True):
@@ -177,10 +211,10 @@ class EngineStats(msgspec.Struct, tag=True, array_like=True):
     """Per kind of step (prefill, mixed, decode): steps, tokens, seconds (cumulative; ``StepStats``)."""
 
 
-TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo
+TO_TOKENIZER = TokenizeRequest | Abort | EngineInfo | TextQuery
 TO_ENGINE = NewRequests | Abort | StatsRequest
 TO_DETOKENIZER = EngineOutputs
-TO_API = DetokOutputs | RequestError | WorkerReady | WorkerFailed | EngineStats | Heartbeat
+TO_API = DetokOutputs | RequestError | WorkerReady | WorkerFailed | EngineStats | Heartbeat | TextAnswer
 
 encode = msgspec.msgpack.Encoder().encode
 

@@ -1,16 +1,17 @@
-"""The generation endpoints: ``/v1/chat/completions``, ``/v1/completions`` and the native ``/generate``.
+"""What every generation endpoint shares: field checks, submitting, gathering a whole answer, streaming.
 
-Each handler validates, submits a :class:`Generation` and waits for its first output *before* answering,
-so every rejection (prompt too long, workers gone) is a proper HTTP error even when streaming. Then it
-either streams server-sent events or gathers the whole result. Leaving a handler or a stream in any way
-closes the generation, which aborts whatever still runs.
+Each handler validates, submits a :class:`Generation` and waits for its first output - the engine's
+acceptance of every request, sent before their first step runs - *before* answering, so every rejection
+(prompt too long, workers gone) is a proper HTTP error even when streaming, while a stream's headers and
+first event leave as soon as the engine accepted the request (a client's clock then measures the time to
+the first token honestly). Leaving a handler or a stream in any way closes the generation, which aborts
+whatever still runs. The endpoints themselves are in ``serving_chat.py``, ``serving_completion.py`` and
+``serving_native.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,12 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from minisgl_core.contracts.sampling import SamplingParams
-from minisgl_core.server.asgi import SSE_DONE, SSEResponse, sse
-from minisgl_core.server.chat_stream import ChatSettings, chat_logprobs, merge_delta, message
-from minisgl_core.server.engine_client import ClientGone, EngineClient, Generation
-from minisgl_core.server.errors import APIError
+from minisgl_core.server.asgi import SSE_DONE, sse
+from minisgl_core.server.chat_stream import ChatSettings
+from minisgl_core.server.engine_client import EngineClient, Generation
+from minisgl_core.server.errors import APIError, ClientGone
+from minisgl_core.server.field_policy import check_fields, check_stream_options
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
-from minisgl_core.server.openai_protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from minisgl_core.server.openai_protocol import SamplingFields
 from minisgl_core.server.request_checks import StopLimits, check_request
 
 Outputs = list[tuple[int, RequestOutput]]
@@ -35,13 +37,14 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(mjson.encode(body), status_code=status, media_type="application/json")
 
 
-class _Choice:
+class Choice:
     """One choice's output gathered for a non-streaming answer."""
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.token_ids: list[int] = []
         self.logprobs: list[TokenLogprobOut] = []
+        self.prompt_text: str | None = None
         self.last: RequestOutput | None = None
 
     def add(self, out: RequestOutput) -> None:
@@ -49,40 +52,40 @@ class _Choice:
         self.token_ids += out.token_ids
         if out.logprobs:
             self.logprobs += out.logprobs
+        if out.prompt_text is not None:
+            self.prompt_text = out.prompt_text
         self.last = out
 
+    @property
+    def cumulative_logprob(self) -> float:
+        return sum(lp.logprob for lp in self.logprobs)
 
-def _usage(gen: Generation, last: dict[int, RequestOutput]) -> dict[str, Any]:
-    """Token counts: each prompt once, every choice's completion."""
+
+def token_usage(prompt: int, completion: int, cached: int = 0) -> dict[str, Any]:
+    """OpenAI's ``usage``; ``prompt_tokens_details.cached_tokens`` only when the prefix cache served some of
+    the prompt (omitted otherwise, as vLLM does by default)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
+
+
+def generation_usage(gen: Generation, last: dict[int, RequestOutput]) -> dict[str, Any]:
+    """Token counts of a generation: each prompt once, every choice's completion."""
     prompt: dict[int, RequestOutput] = {}
     for i, out in sorted(last.items()):
         prompt.setdefault(gen.prompt_index[i], out)
     p = sum(o.prompt_tokens for o in prompt.values())
     c = sum(o.completion_tokens for o in last.values())
-    cached = sum(o.cached_tokens for o in prompt.values())
-    return {
-        "prompt_tokens": p,
-        "completion_tokens": c,
-        "total_tokens": p + c,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    }
-
-
-def completion_logprobs(lps: list[TokenLogprobOut], offset: int) -> dict[str, Any]:
-    offsets = []
-    for lp in lps:
-        offsets.append(offset)
-        offset += len(lp.token)
-    return {
-        "tokens": [lp.token for lp in lps],
-        "token_logprobs": [lp.logprob for lp in lps],
-        "top_logprobs": [{t: v for _, t, v in lp.top} for lp in lps],
-        "text_offset": offsets,
-    }
+    return token_usage(p, c, sum(o.cached_tokens for o in prompt.values()))
 
 
 class OpenAIServing:
-    """Request handlers over one :class:`EngineClient`."""
+    """Shared machinery of the handlers over one :class:`EngineClient`."""
 
     def __init__(
         self, client: EngineClient, model_names: list[str], limits: StopLimits, chat: ChatSettings | None = None
@@ -91,31 +94,36 @@ class OpenAIServing:
         self.settings = chat or ChatSettings()
         """Sampling defaults (the model's generation config) and the chat output parsers."""
 
-    def _check_model(self, name: str) -> None:
+    def model_name(self, name: str | None) -> str:
+        """The served model a request names (``None``: the served model, as vLLM and SGLang accept)."""
+        if name is None:
+            return self.model_names[0]
         if name not in self.model_names:
             raise APIError(
                 404, f"The model '{name}' does not exist; served: {', '.join(self.model_names)}", "model",
                 "model_not_found",
             )  # fmt: skip
+        return name
 
     @staticmethod
-    def _choices(params: SamplingParams, n: int) -> list[SamplingParams]:
+    def check_fields(body: SamplingFields, endpoint: str) -> None:
+        """The field policy (refuse what is not implemented) and the rules across fields."""
+        check_fields(body.extra_fields(), endpoint)
+        if body.stream_options is not None:
+            if not body.streaming:
+                raise APIError(400, "'stream_options' is only allowed when 'stream' is true", "stream_options")
+            check_stream_options(dict(body.stream_options.model_extra or {}))
+
+    @staticmethod
+    def choices(params: SamplingParams, n: int) -> list[SamplingParams]:
         """``n`` copies; with a seed, choice ``i`` uses ``seed + i`` so the choices differ."""
         if params.seed is None:
             return [dataclasses.replace(params) for _ in range(n)]
         return [dataclasses.replace(params, seed=params.seed + i) for i in range(n)]
 
-    async def _start(self, prompts: list[TokenizeRequest], raw: Request) -> tuple[Generation, Outputs]:
-        gen = self.client.submit(prompts)
-        gen.watch_disconnect(raw.receive)
-        try:
-            return gen, await gen.next()
-        except BaseException:
-            gen.close()
-            raise
-
-    def _params(self, body: ChatCompletionRequest | CompletionRequest | GenerateRequest,
-                build: Callable[[], SamplingParams]) -> SamplingParams:  # fmt: skip
+    def params(self, body: Any, build: Callable[[], SamplingParams]) -> SamplingParams:
+        """``build()``'s settings, checked (``request_checks``) against the server's limits and the
+        vocabulary; 400 naming the field otherwise."""
         try:
             params = build()
         except ValueError as exc:
@@ -124,139 +132,18 @@ class OpenAIServing:
         check_request(body, params, self.limits, self.client.info.vocab_size)
         return params
 
-    # -- chat -------------------------------------------------------------------------------------------
+    async def start(self, prompts: list[TokenizeRequest], raw: Request) -> tuple[Generation, Outputs]:
+        """Submit; returns once the engine accepted (or raises the rejection)."""
+        gen = self.client.submit(prompts)
+        gen.watch_disconnect(raw.receive)
+        try:
+            return gen, await gen.next()
+        except BaseException:
+            gen.close()
+            raise
 
-    async def chat(self, body: ChatCompletionRequest, raw: Request) -> Response:
-        self._check_model(body.model)
-        params = self._params(body, lambda: body.sampling_params(body.num_logprobs, self.settings.defaults))
-        outputs = [self.settings.output(body) for _ in range(body.n)]  # reasoning and tool-call parsers
-        req = TokenizeRequest(
-            [], self._choices(params, body.n), messages=[m.as_template_input() for m in body.messages],
-            max_tokens=body.requested_max_tokens, chat=body.template_options(),
-            default_max_tokens=self.settings.defaults.get("max_tokens"),
-        )  # fmt: skip
-        head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
-        gen, first = await self._start([req], raw)
-        if body.stream:
-            started = [False] * body.n
-
-            def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-                delta = outputs[i].feed(out.text)
-                if out.finish_reason is not None:
-                    merge_delta(delta, outputs[i].finish())
-                if not started[i]:
-                    started[i] = True
-                    delta = {"role": "assistant", "content": "", **delta}
-                elif not delta and out.finish_reason is None and not out.logprobs:
-                    return None
-                lps = {"content": chat_logprobs(out.logprobs)} if out.logprobs else None
-                reason = outputs[i].finish_reason(out.finish_reason)
-                choice = {"index": i, "delta": delta, "logprobs": lps, "finish_reason": reason}
-                if out.finish_reason is not None:
-                    choice["matched_stop"] = out.matched_stop
-                return {**head, "object": "chat.completion.chunk", "choices": [choice]}
-
-            usage_head = {**head, "object": "chat.completion.chunk"}
-            return SSEResponse(self._stream(gen, first, chunk, usage_head if body.include_usage else None))
-        choices, usage = await self._gather(gen, first)
-        answers = [
-            {
-                "index": i,
-                "message": message(outputs[i], "".join(c.text)),
-                "logprobs": {"content": chat_logprobs(c.logprobs)} if body.logprobs else None,
-                "finish_reason": outputs[i].finish_reason(c.last.finish_reason if c.last else None),
-                "matched_stop": c.last.matched_stop if c.last else None,
-            }
-            for i, c in enumerate(choices)
-        ]
-        return json_response({**head, "object": "chat.completion", "choices": answers, "usage": usage})
-
-    # -- completions ------------------------------------------------------------------------------------
-
-    async def completions(self, body: CompletionRequest, raw: Request) -> Response:
-        self._check_model(body.model)
-        params = self._params(body, lambda: body.sampling_params(body.logprobs, self.settings.defaults))
-        default = self.settings.defaults.get("max_tokens", 16)
-        reqs = []
-        for p in body.prompts():
-            text, ids = (p, None) if isinstance(p, str) else (None, p)
-            choices = self._choices(params, body.n)
-            reqs.append(TokenizeRequest([], choices, text, ids, max_tokens=body.max_tokens, default_max_tokens=default))
-        head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
-        gen, first = await self._start(reqs, raw)
-        if body.stream:
-            offsets = [0] * len(gen.rids)
-
-            def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-                if not out.text and out.finish_reason is None and not out.logprobs:
-                    return None
-                lps = None
-                if out.logprobs:
-                    lps = completion_logprobs(out.logprobs, offsets[i])
-                offsets[i] += len(out.text)
-                choice = {"index": i, "text": out.text, "logprobs": lps, "finish_reason": out.finish_reason}
-                if out.finish_reason is not None:
-                    choice["matched_stop"] = out.matched_stop
-                return {**head, "object": "text_completion", "choices": [choice]}
-
-            usage_head = {**head, "object": "text_completion"}
-            return SSEResponse(self._stream(gen, first, chunk, usage_head if body.include_usage else None))
-        choices, usage = await self._gather(gen, first)
-        return json_response(
-            {
-                **head,
-                "object": "text_completion",
-                "choices": [
-                    {
-                        "index": i,
-                        "text": "".join(c.text),
-                        "logprobs": completion_logprobs(c.logprobs, 0) if body.logprobs is not None else None,
-                        "finish_reason": c.last.finish_reason if c.last else None,
-                        "matched_stop": c.last.matched_stop if c.last else None,
-                    }
-                    for i, c in enumerate(choices)
-                ],
-                "usage": usage,
-            }
-        )
-
-    # -- native -----------------------------------------------------------------------------------------
-
-    async def generate(self, body: GenerateRequest, raw: Request) -> Response:
-        if (body.text is None) == (body.input_ids is None):
-            raise APIError(400, "give exactly one of 'text' and 'input_ids'", "text")
-        sp = body.sampling_params
-        params = self._params(body, lambda: sp.sampling_params(self.settings.defaults))
-        default = self.settings.defaults.get("max_tokens")
-        req = TokenizeRequest(
-            [], [params], body.text, body.input_ids, max_tokens=sp.max_new_tokens, default_max_tokens=default
-        )
-        gen, first = await self._start([req], raw)
-
-        def meta(out: RequestOutput) -> dict[str, Any]:
-            return {
-                "prompt_tokens": out.prompt_tokens,
-                "completion_tokens": out.completion_tokens,
-                "cached_tokens": out.cached_tokens,
-                "finish_reason": out.finish_reason,
-                "matched_stop": out.matched_stop,
-            }
-
-        if body.stream:
-
-            def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-                return {"text": out.text, "output_ids": out.token_ids, "meta_info": meta(out)}
-
-            return SSEResponse(self._stream(gen, first, chunk, None))
-        choices, _ = await self._gather(gen, first)
-        c = choices[0]
-        assert c.last is not None
-        return json_response({"text": "".join(c.text), "output_ids": c.token_ids, "meta_info": meta(c.last)})
-
-    # -- shared -----------------------------------------------------------------------------------------
-
-    async def _gather(self, gen: Generation, outs: Outputs) -> tuple[list[_Choice], dict[str, Any]]:
-        choices = [_Choice() for _ in gen.rids]
+    async def gather(self, gen: Generation, outs: Outputs) -> tuple[list[Choice], dict[str, Any]]:
+        choices = [Choice() for _ in gen.rids]
         try:
             while True:
                 for i, out in outs:
@@ -269,11 +156,13 @@ class OpenAIServing:
         finally:
             gen.close()
         last = {i: c.last for i, c in enumerate(choices) if c.last is not None}
-        return choices, _usage(gen, last)
+        return choices, generation_usage(gen, last)
 
-    async def _stream(
-        self, gen: Generation, outs: Outputs, chunk: ChunkFn, usage_head: dict | None
+    async def stream(
+        self, gen: Generation, outs: Outputs, chunk: ChunkFn, usage_head: dict | None, continuous: bool = False
     ) -> AsyncIterator[bytes]:
+        """SSE events: ``chunk(i, out)`` per output (``None``: nothing to send), then a usage chunk when
+        ``usage_head`` is given, then ``[DONE]``; ``continuous`` puts the choice's usage on every chunk."""
         last: dict[int, RequestOutput] = {}
         try:
             while True:
@@ -281,12 +170,14 @@ class OpenAIServing:
                     last[i] = out
                     data = chunk(i, out)
                     if data is not None:
+                        if continuous:
+                            data["usage"] = token_usage(out.prompt_tokens, out.completion_tokens, out.cached_tokens)
                         yield sse(data)
                 if gen.finished:
                     break
                 outs = await gen.next()
             if usage_head is not None:
-                yield sse({**usage_head, "choices": [], "usage": _usage(gen, last)})
+                yield sse({**usage_head, "choices": [], "usage": generation_usage(gen, last)})
             yield SSE_DONE
         except ClientGone:
             return

@@ -15,7 +15,9 @@ import regex
 from minisgl_core.config import ServerArgs
 from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.errors import APIError
-from minisgl_core.server.openai_protocol import ChatCompletionRequest, CompletionRequest, GenerateRequest
+from minisgl_core.server.protocol_chat import ChatCompletionRequest
+from minisgl_core.server.protocol_completion import CompletionRequest
+from minisgl_core.server.protocol_native import GenerateRequest
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def check_request(
     prefix = "sampling_params." if isinstance(body, GenerateRequest) else ""
     check_stops(params, limits, prefix)
     check_token_ids(params.stop_token_ids, vocab_size, prefix + "stop_token_ids")
+    check_token_ids(params.logit_bias or (), vocab_size, prefix + "logit_bias")
     if isinstance(body, ChatCompletionRequest):
         if body.top_logprobs is not None and not body.logprobs:
             raise APIError(400, "top_logprobs requires logprobs to be true", "top_logprobs")

@@ -23,6 +23,8 @@ from minisgl_core.server.messages import (
     EngineRequest,
     NewRequests,
     RequestError,
+    TextAnswer,
+    TextQuery,
     TokenizeRequest,
     WorkerReady,
 )
@@ -97,8 +99,25 @@ class PromptTokenizer:
         for rid, params in zip(req.rids, req.params):
             params.max_tokens = max_tokens
             logger.debug("request %s: %d prompt tokens, %s", rid, len(ids), params)
-            out.append(EngineRequest(rid, ids, params))
+            out.append(EngineRequest(rid, ids, params, req.echo))
         return out
+
+    def answer(self, q: TextQuery) -> TextAnswer:
+        """``/tokenize`` and ``/detokenize``."""
+        tok = self.tokenizer
+        try:
+            if q.token_ids is not None:
+                vocab = self.info.vocab_size if self.info is not None else len(tok)
+                ids = checked_token_ids(q.token_ids, vocab) if q.token_ids else []
+                return TextAnswer(q.qid, ids, tok.decode(ids, skip_special_tokens=False))
+            if q.messages is not None:  # the template a chat request would get
+                ids = self.prompt_ids(TokenizeRequest([], [], messages=q.messages, chat=q.chat))
+            else:
+                ids = tok.encode(q.text or "", add_special_tokens=q.add_special_tokens)
+        except Exception as exc:  # noqa: BLE001 - a template or tokenizer failure is the client's 400
+            return TextAnswer(q.qid, error=str(exc).replace("prompt token ids", "tokens"))
+        strs = tok.convert_ids_to_tokens(ids) if q.token_strs else None
+        return TextAnswer(q.qid, ids, token_strs=strs)
 
 
 def _serve(tok: PromptTokenizer, inbox: Receiver, to_engine: Sender, to_api: Sender) -> None:
@@ -122,6 +141,8 @@ def _serve(tok: PromptTokenizer, inbox: Receiver, to_engine: Sender, to_api: Sen
                 to_engine.send(msg)
             elif isinstance(msg, EngineInfo):
                 tok.info = msg
+            elif isinstance(msg, TextQuery):
+                to_api.send(tok.answer(msg))
         if batch:
             to_engine.send(NewRequests(batch))
 
