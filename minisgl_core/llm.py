@@ -91,6 +91,10 @@ class LLM:
             if len(params_list) != len(prompt_list):
                 raise ValueError(f"{len(prompt_list)} prompts but {len(params_list)} sampling params")
         reqs = [self._make_request(p, sp) for p, sp in zip(prompt_list, params_list)]
+        grammar = self.runtime.scheduler.grammar
+        for req in reqs:  # a constraint that does not compile is a ValueError before anything runs
+            if grammar is not None and req.params.constraint is not None:
+                grammar.result(req)
         return self._run(reqs, use_tqdm and len(reqs) > 1)
 
     @staticmethod

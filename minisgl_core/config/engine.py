@@ -12,7 +12,7 @@ from minisgl_core.contracts.settings import canonical_kwargs, setting
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 LOAD_FORMATS = ("auto", "safetensors", "dummy")
-OPTION_FIELDS = ("attention_options", "cache_options", "scheduler_options")
+OPTION_FIELDS = ("attention_options", "cache_options", "scheduler_options", "grammar_options")
 
 
 @dataclass
@@ -34,6 +34,15 @@ class EngineConfig:
     scheduler: str = setting("fcfs", "scheduling policy", kind="scheduler")
     scheduler_options: dict[str, str] = setting(
         help="an option for the scheduling policy (repeatable)", flag="--scheduler-option", factory=dict
+    )
+    grammar_backend: str = setting(
+        "auto",
+        "grammar backend for structured outputs (JSON Schema, regex, EBNF, choice): a name, auto (xgrammar when "
+        "installed, else any registered one) or none",
+        kind="grammar",
+    )
+    grammar_options: dict[str, str] = setting(
+        help="an option for the grammar backend (repeatable)", flag="--grammar-option", factory=dict
     )
     dtype: str = setting("auto", "weights and activations (auto: the checkpoint's)", choices=DTYPES)
     device: str | None = setting(None, "cpu, cuda, cuda:N (default: cuda when available)")

@@ -3,8 +3,9 @@ here, at the bottom of the house; nothing here imports another part of ``minisgl
 
 - hook specs and the ``hookimpl`` marker (:mod:`.hookspecs`);
 - the step a model and an attention backend receive (:mod:`.batch`);
-- the attention-backend, cache-policy, scheduling-policy and model contracts (:mod:`.attention`,
-  :mod:`.cache`, :mod:`.scheduler`, :mod:`.model`), with the contexts their factories receive;
+- the attention-backend, cache-policy, scheduling-policy, grammar-backend and model contracts
+  (:mod:`.attention`, :mod:`.cache`, :mod:`.scheduler`, :mod:`.grammar`, :mod:`.model`), with the contexts
+  their factories receive;
 - a request, its sampling settings and the model facts (:mod:`.request`, :mod:`.sampling`,
   :mod:`.model_config`), plugin options (:mod:`.options`), and the reasoning and tool-call parser
   contracts (:mod:`.parsers`).
@@ -22,6 +23,7 @@ _MODULES = {
     "batch": ("AttentionLayerSpec", "ForwardBatch", "KVStore", "Phase"),
     "attention": ("HOST_RING", "AttentionBackend", "AttentionContext"),
     "cache": ("CacheContext", "CachePolicy", "PrefixMatch"),
+    "grammar": ("Constraint", "GrammarBackend", "GrammarContext", "GrammarMatcher", "bitmask_words"),
     "scheduler": ("SchedulerContext", "SchedulerView", "SchedulingPolicy"),
     "model": ("CausalLM", "ModelContext", "TPInfo"),
     "model_config": ("ModelConfig",),

@@ -119,6 +119,22 @@ def minisgl_register_tool_parsers(register: Any) -> None:
     """
 
 
+@hookspec
+def minisgl_register_grammar_backends(register: Any) -> None:
+    """Register grammar backends (constrained decoding: JSON Schema, regex, EBNF, choices).
+
+    Called by the plugin manager once per process, when plugins load.
+
+    Call ``register(name, factory, *, description="", options=None)`` once per backend. The factory is called
+    in the scheduling process (TP rank 0), on the core's grammar compile thread, the first time a request
+    carries a constraint, as ``factory(ctx: minisgl_core.contracts.GrammarContext)``, and must return a
+    :class:`minisgl_core.contracts.GrammarBackend`. Import the grammar library inside the factory.
+    ``--grammar-backend auto`` picks ``xgrammar`` when it is registered, else the first registered name.
+
+    Returns nothing.
+    """
+
+
 @hookspec(firstresult=True)
 def minisgl_choose_attention_backend(device: Any, model_config: Any, available: list[str]) -> str | None:
     """Pick an attention backend for ``--attention auto``.

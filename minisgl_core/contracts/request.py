@@ -27,6 +27,8 @@ class FinishReason(str, Enum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+    GRAMMAR = "grammar_dead_end"
+    """The output so far cannot be continued within its structured-output constraint."""
 
 
 @dataclass(eq=False)
@@ -60,6 +62,8 @@ class Req:
     """Prompt tokens served from the prefix cache at first admission (for stats)."""
     num_retractions: int = 0
     finish_reason: FinishReason | None = None
+    grammar: Any = None
+    """The request's :class:`minisgl_core.contracts.GrammarMatcher` once its constraint compiled (else None)."""
     user_data: Any = None
     """Free slot for whoever submitted the request (the offline API, the server)."""
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 
+from minisgl_core.contracts.grammar import Constraint
 from minisgl_core.contracts.settings import setting
 
 SAMPLED, FILTERED, SEEDED, PENALIZED, LOGPROBS, BIASED = 1, 2, 4, 8, 16, 32
@@ -23,6 +25,9 @@ class SamplingParams:
     a value in ``[-100, 100]`` to the logits of the given token ids before sampling (+100 all but forces a
     token, -100 all but bans it); ``min_tokens`` bans the end-of-sequence and ``stop_token_ids`` tokens until
     that many tokens were generated.
+    At most one of ``json_schema`` (a dict or JSON text; ``{"type": "object"}`` alone means any JSON
+    object), ``regex``, ``grammar`` (EBNF/GBNF) and ``choice`` constrains the output (structured outputs,
+    :attr:`constraint`).
     """
 
     temperature: float = setting(1.0, "sampling temperature (0 = greedy)")
@@ -45,6 +50,10 @@ class SamplingParams:
         None, "token id -> bias in [-100, 100] added to its logit before sampling", cli=False
     )
     min_tokens: int = setting(0, "generate at least this many tokens before EOS or stop_token_ids may end it")
+    json_schema: str | dict | None = setting(None, "the output is JSON valid for this JSON Schema", cli=False)
+    regex: str | None = setting(None, "the output matches this regular expression", cli=False)
+    grammar: str | None = setting(None, "the output is derived from this EBNF/GBNF grammar's root rule", cli=False)
+    choice: list[str] | None = setting(None, "the output is exactly one of these strings", cli=False)
     logprobs: int | None = setting(
         None, "return the logprob of each sampled token and of this many top alternatives (0-20)", cli=False
     )
@@ -57,6 +66,8 @@ class SamplingParams:
         self.stop_token_ids = [int(t) for t in self.stop_token_ids or []]
         if self.logit_bias is not None:
             self.logit_bias = _checked_bias(self.logit_bias)
+        if isinstance(self.json_schema, dict):
+            self.json_schema = json.dumps(self.json_schema)
         self.validate()
 
     @property
@@ -88,6 +99,22 @@ class SamplingParams:
             | (BIASED if self.logit_bias or self.min_tokens > 0 else 0)
         )
 
+    @functools.cached_property
+    def constraint(self) -> Constraint | None:
+        """The structured-output constraint of this request, if any (validated by :meth:`validate`)."""
+        if self.json_schema is not None:
+            schema = json.loads(self.json_schema)
+            if schema == {"type": "object"}:
+                return Constraint("json_object", "")
+            return Constraint("json_schema", json.dumps(schema))
+        if self.regex is not None:
+            return Constraint("regex", self.regex)
+        if self.grammar is not None:
+            return Constraint("grammar", self.grammar)
+        if self.choice is not None:
+            return Constraint("choice", json.dumps(list(self.choice)))
+        return None
+
     @property
     def has_penalties(self) -> bool:
         return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0 or self.repetition_penalty != 1.0
@@ -110,6 +137,7 @@ class SamplingParams:
             (0.0 < self.repetition_penalty <= 10.0, "repetition_penalty", "must be in (0, 10]"),
             (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs", "must be in [0, 20]"),
         ]
+        _check_constraint(self)
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         for ok, name, rule in checks:
@@ -135,3 +163,25 @@ def _checked_bias(bias: object) -> dict[int, float]:
             raise ValueError(f"logit_bias values must be in [-100, 100], got {val!r} for token {token}")
         out[token] = val
     return out
+
+
+def _check_constraint(p: SamplingParams) -> None:
+    """``ValueError`` naming the field when more than one constraint is given or one is malformed."""
+    given = [n for n in ("json_schema", "regex", "grammar", "choice") if getattr(p, n) is not None]
+    if len(given) > 1:
+        raise ValueError(f"{given[1]} cannot be combined with {given[0]}: give one structured-output constraint")
+    if p.json_schema is not None:
+        try:
+            schema = json.loads(p.json_schema) if isinstance(p.json_schema, str) else p.json_schema
+        except ValueError as exc:
+            raise ValueError(f"json_schema is not valid JSON: {exc}") from None
+        if not isinstance(schema, (dict, bool)):
+            raise ValueError(f"json_schema must be a JSON object, got {type(schema).__name__}")
+    for name in ("regex", "grammar"):
+        value = getattr(p, name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{name} must be a non-empty string")
+    if p.choice is not None and (
+        not isinstance(p.choice, list) or not p.choice or not all(isinstance(c, str) and c for c in p.choice)
+    ):
+        raise ValueError("choice must be a non-empty list of non-empty strings")

@@ -3,6 +3,7 @@ one :class:`StepPlan` at a time on the device."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -197,9 +198,32 @@ class Engine:
     def run(self, plan: StepPlan) -> StepOutput:
         """Run one step (rank 0: first hand the plan to the other ranks); returns at once on CUDA, the host
         copy of the sampled tokens completes asynchronously."""
+        return self.sample(plan, self.forward(plan))
+
+    def forward(self, plan: StepPlan) -> torch.Tensor:
+        """Rank 0, first half of :meth:`run`: hand the plan to the other ranks and launch the forward; returns
+        the logits of the sampled rows. :meth:`sample` must follow before the next plan (the other ranks
+        run the whole step: only rank 0's tokens count, so only rank 0 needs a step's bitmask)."""
         if get_tp().size > 1:
             broadcast_object(plan)
-        return self.execute(plan)
+        return self._forward(plan)
+
+    @torch.inference_mode()
+    def sample(self, plan: StepPlan, logits: torch.Tensor, mask: torch.Tensor | None = None) -> StepOutput:
+        """Second half of a step: sample ``logits`` (under the host token bitmask ``mask``, when given, copied
+        to the device here), share the tokens with the other ranks and start their copy to the host."""
+        sampling = plan.sampling
+        if mask is not None:
+            sampling = dataclasses.replace(sampling, mask=mask)
+        sampling = sampling.to(self.device)
+        result = self.sampler.sample(logits, sampling)
+        broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens
+        if plan.sample:
+            sample_rows = sampling.ints[:, 3]
+            self.last_token[sample_rows] = result.tokens
+            if self.sampler.penalties is not None:
+                self.sampler.penalties.record(sample_rows, result.tokens)
+        return self._finish(result)
 
     def follow(self) -> None:
         """Ranks other than 0: run every plan rank 0 broadcasts, until it broadcasts ``None``."""
@@ -211,9 +235,12 @@ class Engine:
         if get_tp().size > 1:
             broadcast_object(None)
 
-    @torch.inference_mode()
     def execute(self, plan: StepPlan) -> StepOutput:
         """Run one step on this rank (every rank of a TP group executes the same plans in the same order)."""
+        return self.sample(plan, self._forward(plan))
+
+    @torch.inference_mode()
+    def _forward(self, plan: StepPlan) -> torch.Tensor:
         self.page_table.apply_writes(plan.table_writes, self._to_device)
         self._init_penalties(plan)
         runner = self.graph_runner
@@ -224,15 +251,7 @@ class Engine:
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
             batch.attn.prepare(batch)
             logits = self.model(batch)
-        sampling = plan.sampling.to(self.device)
-        result = self.sampler.sample(logits, sampling)
-        broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens
-        if plan.sample:
-            sample_rows = sampling.ints[:, 3]
-            self.last_token[sample_rows] = result.tokens
-            if self.sampler.penalties is not None:
-                self.sampler.penalties.record(sample_rows, result.tokens)
-        return self._finish(result)
+        return logits
 
     def _init_penalties(self, plan: StepPlan) -> None:
         if not plan.penalty_init:

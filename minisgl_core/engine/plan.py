@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from minisgl_core.contracts.batch import Phase
+from minisgl_core.contracts.request import Req
 from minisgl_core.engine.sampler import SamplingBatch
 
 
@@ -38,6 +39,24 @@ class StepPlan:
     to the device copy first."""
     penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     """``(row, prompt ids, output ids)`` of admitted requests with penalties: their statistics restart."""
+
+    @classmethod
+    def for_requests(
+        cls, phase: Phase, reqs: list[Req], q_lens: list[int], slots: torch.Tensor, sample: list[int],
+        table_writes: list[tuple[int, torch.Tensor]],
+    ) -> StepPlan:  # fmt: skip
+        """The plan of a step over ``reqs`` sampling ``reqs[i]`` for ``i`` in ``sample`` (each one's
+        ``num_sampled`` advances: the step is scheduled)."""
+        sampled = [reqs[i] for i in sample]
+        params, index = [r.params for r in sampled], [r.num_sampled for r in sampled]
+        sampling = SamplingBatch.build(params, index, [r.row for r in sampled])
+        if sampling.any_bias:
+            sampling.add_bias(params, index, [r.stop_ids for r in sampled])
+        for r in sampled:
+            r.num_sampled += 1
+        rows = [r.row for r in reqs]
+        kv_lens = [r.kv_len for r in reqs]
+        return cls(phase, rows, q_lens, kv_lens, slots, sample, sampling, table_writes=table_writes)  # type: ignore[arg-type]
 
     @property
     def batch_size(self) -> int:

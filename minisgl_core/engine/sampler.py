@@ -44,6 +44,9 @@ class SamplingBatch:
     """Some row has ``logit_bias`` or ``min_tokens``: the scheduler then fills :attr:`bias` (``add_bias``)."""
     bias: torch.Tensor | None = None
     """float32 ``[B, 3]``: ``(batch row, token id, value)`` added to the logits (``-inf`` bans); None = none."""
+    mask: torch.Tensor | None = None
+    """int32 ``[S, ceil(vocab / 32)]`` token bitmask of a step with constrained requests (bit ``t % 32`` of word
+    ``t // 32`` set: token ``t`` allowed); None = no constraint in the batch (no mask kernel runs)."""
 
     @classmethod
     def build(
@@ -91,6 +94,7 @@ class SamplingBatch:
         return SamplingBatch(
             move(self.floats), move(self.ints), self.all_greedy, self.needs_filter, self.any_seeded,
             self.any_penalty, self.logprobs, self.any_bias, None if self.bias is None else move(self.bias),
+            None if self.mask is None else move(self.mask),
         )  # fmt: skip
 
     def col(self, index: int) -> torch.Tensor:
@@ -108,6 +112,13 @@ class SampleResult:
     logprobs: torch.Tensor | None = None  # float32 [S]
     top_ids: torch.Tensor | None = None  # int64 [S, K]
     top_logprobs: torch.Tensor | None = None  # float32 [S, K]
+
+
+def apply_bitmask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with every token the int32 bitmask ``mask`` does not allow set to ``-inf`` (out of place)."""
+    bits = torch.arange(32, device=mask.device, dtype=torch.int32)
+    allowed = ((mask.unsqueeze(-1) >> bits) & 1).flatten(1)[:, : logits.shape[-1]]
+    return logits.masked_fill(allowed == 0, float("-inf"))
 
 
 def _hash32(x: torch.Tensor) -> torch.Tensor:
@@ -172,6 +183,8 @@ class Sampler:
         if batch.bias is not None:  # out of place: the logits may be a CUDA graph's output buffer
             bias = batch.bias
             logits = logits.float().index_put((bias[:, 0].long(), bias[:, 1].long()), bias[:, 2], accumulate=True)
+        if batch.mask is not None:
+            logits = apply_bitmask(logits, batch.mask)
         simple = not (batch.needs_filter or batch.any_seeded or batch.any_penalty) and batch.logprobs < 0
         if simple and use_triton(logits):  # one fused pass: temperature + Gumbel-max (or argmax)
             seed = self.host_rng.randrange(1 << 31)

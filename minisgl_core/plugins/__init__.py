@@ -16,6 +16,7 @@ from minisgl_core.plugins.manager import (
 from minisgl_core.plugins.registry import (
     ATTENTION,
     CACHE,
+    GRAMMAR,
     KINDS,
     MODEL,
     REASONING_PARSER,
@@ -27,11 +28,12 @@ from minisgl_core.plugins.registry import (
     PluginImportError,
     Registry,
 )
-from minisgl_core.plugins.select import backends_for_device, build, check_options, resolve_attention
+from minisgl_core.plugins.select import backends_for_device, build, check_options, resolve_attention, resolve_grammar
 
 __all__ = [
     "ATTENTION",
     "CACHE",
+    "GRAMMAR",
     "KINDS",
     "MODEL",
     "REASONING_PARSER",
@@ -55,5 +57,6 @@ __all__ = [
     "register_plugin",
     "registry",
     "resolve_attention",
+    "resolve_grammar",
     "unregister_plugin",
 ]

@@ -39,6 +39,7 @@ SCHEDULER = "scheduler"
 MODEL = "model"
 REASONING_PARSER = "reasoning-parser"
 TOOL_PARSER = "tool-parser"
+GRAMMAR = "grammar"
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -49,6 +50,7 @@ KINDS: dict[str, Kind] = {
         Kind(MODEL, "model architecture", "models", "minisgl_register_models"),
         Kind(REASONING_PARSER, "reasoning parser", "reasoning parsers", "minisgl_register_reasoning_parsers"),
         Kind(TOOL_PARSER, "tool-call parser", "tool-call parsers", "minisgl_register_tool_parsers"),
+        Kind(GRAMMAR, "grammar backend", "grammar backends", "minisgl_register_grammar_backends"),
     )
 }
 

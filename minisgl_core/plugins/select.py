@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from minisgl_core.contracts.model_config import ModelConfig
 from minisgl_core.plugins.manager import lookup, plugin_manager, registry
-from minisgl_core.plugins.registry import ATTENTION, KINDS, Entry
+from minisgl_core.plugins.registry import ATTENTION, GRAMMAR, KINDS, Entry
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +48,20 @@ def resolve_attention(name: str, device: torch.device, model_config: ModelConfig
             f"Backends for {device.type}: {', '.join(backends_for_device(device.type)) or '(none)'}."
         )
     return entry.name
+
+
+PREFERRED_GRAMMAR = "xgrammar"
+
+
+def resolve_grammar(name: str) -> str | None:
+    """The grammar backend ``name`` stands for: ``none`` -> None; ``auto`` -> ``xgrammar`` when registered,
+    else the first registered backend, else None; a name must be registered (``ValueError`` otherwise)."""
+    if name == "none":
+        return None
+    if name == "auto":
+        names = registry(GRAMMAR).names()
+        return PREFERRED_GRAMMAR if PREFERRED_GRAMMAR in names else (names[0] if names else None)
+    return lookup(GRAMMAR, name).name
 
 
 def check_options(entry: Entry, options: Mapping[str, str]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from minisgl_core.checkpoint import locate_model
 from minisgl_core.config import EngineConfig
 from minisgl_core.contracts.cache import CacheContext, CachePolicy
+from minisgl_core.contracts.grammar import GrammarBackend, GrammarContext
 from minisgl_core.contracts.model import TPInfo
 from minisgl_core.contracts.model_config import ModelConfig
 from minisgl_core.contracts.request import Req, checked_token_ids
@@ -26,9 +27,11 @@ from minisgl_core.engine import Engine
 from minisgl_core.engine.tp_worker import free_address, join_group, spawn_followers
 from minisgl_core.kv import PageAllocator
 from minisgl_core.parallel import destroy_tp_group
-from minisgl_core.plugins import CACHE, SCHEDULER, build, load_plugins
+from minisgl_core.plugins import CACHE, GRAMMAR, SCHEDULER, build, load_plugins, resolve_grammar
 from minisgl_core.runtime.preflight import preflight
 from minisgl_core.scheduling import KVManager, Scheduler
+from minisgl_core.scheduling.grammar import GrammarManager
+from minisgl_core.text import load_tokenizer
 
 logger = logging.getLogger("minisgl")
 
@@ -71,6 +74,14 @@ class Runtime:
                 "(prompt plus at least one generated token)"
             )
         params.validate()
+        grammar = self.scheduler.grammar
+        if params.constraint is not None:
+            if grammar is None:
+                raise ValueError(
+                    f"{params.constraint.kind}: no grammar backend is selected (--grammar-backend; structured "
+                    "outputs need one, e.g. pip install minisgl-xgrammar)"
+                )
+            grammar.submit(params.constraint)  # compiles on the worker thread meanwhile
         if params.logit_bias and max(params.logit_bias) >= self.model_config.vocab_size:
             raise ValueError(f"logit_bias token ids must be in [0, {self.model_config.vocab_size})")
         rid = next(_request_ids)
@@ -87,6 +98,23 @@ class Runtime:
 
 
 _request_ids = itertools.count()
+
+
+def _grammar_manager(config: EngineConfig, model_dir: Path, model_config: ModelConfig, engine: Engine):  # noqa: ANN202
+    """The structured-output manager, or None when no grammar backend is selected. The backend and the
+    tokenizer it needs are created on the compile thread, at the first constrained request."""
+    name = resolve_grammar(config.grammar_backend)
+    if name is None:
+        return None
+
+    def create() -> GrammarBackend:
+        tokenizer = load_tokenizer(config.tokenizer or model_dir)
+        stops = tuple(model_config.eos_token_ids)
+        ctx = GrammarContext(tokenizer, model_config.vocab_size, stops, MappingProxyType(config.grammar_options))
+        return build(GRAMMAR, name, ctx, GrammarBackend)
+
+    pin = engine.device.type == "cuda"
+    return GrammarManager(create, model_config.vocab_size, config.max_running_requests + 1, pin)
 
 
 def prepare_model(config: EngineConfig) -> tuple[Path, ModelConfig]:
@@ -144,6 +172,7 @@ def build_runtime(config: EngineConfig) -> Runtime:
     )
     policy = build(SCHEDULER, config.scheduler, scheduler_ctx, SchedulingPolicy)
     scheduler = Scheduler(
-        engine, kv, policy, overlap=not config.disable_overlap, clock=scheduler_ctx.clock, mixed=config.mixed_chunk
-    )
+        engine, kv, policy, overlap=not config.disable_overlap, clock=scheduler_ctx.clock, mixed=config.mixed_chunk,
+        grammar=_grammar_manager(config, model_dir, model_config, engine),
+    )  # fmt: skip
     return Runtime(config, model_dir, model_config, engine, scheduler, max_model_len, followers)

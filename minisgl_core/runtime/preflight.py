@@ -10,7 +10,17 @@ from minisgl_core.config import EngineConfig
 from minisgl_core.contracts.model import TPInfo
 from minisgl_core.contracts.model_config import ModelConfig
 from minisgl_core.parallel import resolve_device
-from minisgl_core.plugins import ATTENTION, CACHE, MODEL, SCHEDULER, check_options, lookup, resolve_attention
+from minisgl_core.plugins import (
+    ATTENTION,
+    CACHE,
+    GRAMMAR,
+    MODEL,
+    SCHEDULER,
+    check_options,
+    lookup,
+    resolve_attention,
+    resolve_grammar,
+)
 
 
 def preflight(config: EngineConfig, model_config: ModelConfig) -> None:
@@ -24,6 +34,13 @@ def preflight(config: EngineConfig, model_config: ModelConfig) -> None:
         entry = lookup(kind, name)
         check_options(entry, options)
         entry.load()
+    grammar = resolve_grammar(config.grammar_backend)
+    if grammar is not None:
+        entry = lookup(GRAMMAR, grammar)
+        check_options(entry, config.grammar_options)
+        entry.load()
+    elif config.grammar_options:
+        raise ValueError("grammar options were given, but no grammar backend is selected")
     device = resolve_device(config.device, TPInfo(0, config.tp))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {config.device!r} was asked for, but CUDA is not available here")

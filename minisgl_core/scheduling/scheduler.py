@@ -20,10 +20,11 @@ import torch
 from minisgl_core.contracts.batch import Phase
 from minisgl_core.contracts.request import FinishReason, Req
 from minisgl_core.contracts.scheduler import SchedulingPolicy
-from minisgl_core.engine import Engine, SamplingBatch, StepOutput, StepPlan
+from minisgl_core.engine import Engine, StepOutput, StepPlan
+from minisgl_core.scheduling.grammar import GrammarManager
 from minisgl_core.scheduling.kv_manager import KVManager, pages_for, reusable_ids
 from minisgl_core.scheduling.step_stats import StepStats, step_kind
-from minisgl_core.scheduling.updates import ReqUpdate, token_logprobs
+from minisgl_core.scheduling.updates import ReqUpdate, read_tokens
 
 logger = logging.getLogger("minisgl.scheduler")
 
@@ -33,7 +34,7 @@ class _InFlight:
     plan: StepPlan
     reqs: list[Req]
     sampled: list[Req]
-    output: StepOutput
+    output: StepOutput | None  # None between the forward and the sampling of a constrained step
     kind: str
 
 
@@ -48,12 +49,18 @@ class Scheduler:
         overlap: bool,
         clock: Callable[[], float] = time.monotonic,
         mixed: bool = False,
+        grammar: GrammarManager | None = None,
     ) -> None:
         self.engine = engine
         self.kv = kv
         self.policy = policy
         self.overlap = overlap
         self.mixed = mixed
+        self.grammar = grammar
+        self.compiling: list[Req] = []
+        """Requests waiting for their grammar to compile (then they join ``waiting``)."""
+        self.grammar_errors: list[tuple[Req, str, str]] = []
+        """``(request, message, field)``: constraints that failed to compile (the caller reports them)."""
         self.step_stats = StepStats()
         self.clock = clock
         self.waiting: list[Req] = []
@@ -87,22 +94,28 @@ class Scheduler:
     # -- requests -------------------------------------------------------------------------------------
 
     def add(self, req: Req) -> None:
-        self.waiting.append(req)
+        compiling = req.grammar is None and req.params.constraint is not None and self.grammar is not None
+        (self.compiling if compiling else self.waiting).append(req)  # compiled grammars join the waiting queue
 
     def abort(self, req: Req) -> None:
         """Stop ``req`` now and free everything it holds (a step in flight may still compute for it)."""
         if req.finished:
             return
         req.finish_reason = FinishReason.ABORT
-        if req in self.waiting:
-            self.waiting.remove(req)
+        for queue in (self.waiting, self.compiling):
+            if req in queue:
+                queue.remove(req)
         if req in self.running:
             self.running.remove(req)
             self.kv.release(req)
         self.policy.on_finish(req, self)
 
+    def report(self, req: Req, reason: FinishReason) -> None:
+        """Hand ``req``'s end to the caller with the next step's updates."""
+        self._drained.append(ReqUpdate(req, [], reason))
+
     def has_work(self) -> bool:
-        return bool(self.waiting or self.running or self._in_flight)
+        return bool(self.waiting or self.running or self._in_flight or self._drained or self.compiling)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -110,17 +123,25 @@ class Scheduler:
         """Plan and launch one step, and return the outputs of the step before it (or of this one when
         overlap is off)."""
         start = time.perf_counter()
+        if self.compiling:
+            self.grammar.admit_compiled(self)  # type: ignore[union-attr]
         plan_and_reqs = self._schedule()
-        launched = None
+        launched = logits = None
         if plan_and_reqs is not None:
             plan, reqs, sampled = plan_and_reqs
             kind = step_kind(plan.phase is Phase.PREFILL, plan.num_device_inputs)
-            launched = _InFlight(plan, reqs, sampled, self.engine.run(plan), kind)
+            if self.grammar is not None and self.grammar.has_live():  # sampled once the bitmask is known
+                launched, logits = _InFlight(plan, reqs, sampled, None, kind), self.engine.forward(plan)
+            else:
+                launched = _InFlight(plan, reqs, sampled, self.engine.run(plan), kind)
             self.num_steps += 1
         updates, self._drained = self._drained, []
         read = self._in_flight if self.overlap else launched
         if self._in_flight is not None:
             updates += self._process(self._in_flight)
+        if launched is not None and logits is not None:  # the previous tokens are accepted: mask this step
+            mask = self.grammar.step_mask(self, launched.sampled)  # type: ignore[union-attr]
+            launched.output = self.engine.sample(launched.plan, logits, mask)
         self._in_flight = launched
         if not self.overlap and self._in_flight is not None:
             updates += self._process(self._in_flight)
@@ -135,23 +156,16 @@ class Scheduler:
             self._drained += self._process(self._in_flight)
             self._in_flight = None
 
+    def finish(self, req: Req, reason: FinishReason) -> None:
+        """End a running request now: its pages go back, the policy is told."""
+        req.finish_reason = reason
+        self.running.remove(req)
+        self.kv.release(req)
+        self.policy.on_finish(req, self)
+
     def _process(self, flight: _InFlight) -> list[ReqUpdate]:
-        result = flight.output.wait()
-        tokens = result.tokens.tolist()
-        updates = []
-        for i, (req, token) in enumerate(zip(flight.sampled, tokens)):
-            if req.finished:  # finished (or aborted) while this step was in flight
-                continue
-            req.output_ids.append(token)
-            reason = req.check_stop(token)
-            if reason is not None:
-                req.finish_reason = reason
-                self.running.remove(req)
-                self.kv.release(req)
-                self.policy.on_finish(req, self)
-            logprobs = token_logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
-            updates.append(ReqUpdate(req, [token], reason, logprobs))
-        return updates
+        assert flight.output is not None
+        return read_tokens(self, flight.sampled, flight.output.wait())
 
     # -- planning ---------------------------------------------------------------------------------------
 
@@ -277,23 +291,7 @@ class Scheduler:
     def _make_plan(
         self, phase: Phase, reqs: list[Req], q_lens: list[int], slots: torch.Tensor, sample: list[int]
     ) -> StepPlan:
-        sampled = [reqs[i] for i in sample]
-        params, index = [r.params for r in sampled], [r.num_sampled for r in sampled]
-        sampling = SamplingBatch.build(params, index, [r.row for r in sampled])
-        if sampling.any_bias:
-            sampling.add_bias(params, index, [r.stop_ids for r in sampled])
-        for r in sampled:
-            r.num_sampled += 1
-        return StepPlan(
-            table_writes=self.kv.table.take_writes(),
-            phase=phase,
-            rows=[r.row for r in reqs],  # type: ignore[misc]
-            q_lens=q_lens,
-            kv_lens=[r.kv_len for r in reqs],
-            out_slots=slots,
-            sample=sample,
-            sampling=sampling,
-        )
+        return StepPlan.for_requests(phase, reqs, q_lens, slots, sample, self.kv.table.take_writes())
 
     def check_memory(self) -> None:
         """Assert the KV accounting invariant (tests)."""

@@ -4,6 +4,7 @@ tokens of each request, its finish reason and, when asked, logprobs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
 from minisgl_core.engine import SampleResult
@@ -27,3 +28,25 @@ def token_logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]
     if top > 0 and result.top_ids is not None and result.top_logprobs is not None:
         alternatives = list(zip(result.top_ids[i, :top].tolist(), result.top_logprobs[i, :top].tolist()))
     return [TokenLogprob(int(result.tokens[i]), float(result.logprobs[i]), alternatives)]
+
+
+def read_tokens(sched: Any, sampled: list[Req], result: SampleResult) -> list[ReqUpdate]:
+    """Append one step's tokens to its sampled requests (``result`` on the host), advance their grammars and
+    end those that stop (``sched.finish``); requests finished while the step was in flight are skipped."""
+    tokens = result.tokens.tolist()
+    updates = []
+    for i, (req, token) in enumerate(zip(sampled, tokens)):
+        if req.finished:  # finished (or aborted) while this step was in flight
+            continue
+        req.output_ids.append(token)
+        reason = req.check_stop(token)
+        if req.grammar is not None:
+            if not req.grammar.accept(token):
+                reason = FinishReason.GRAMMAR
+            elif reason is None and req.grammar.is_terminated():
+                reason = FinishReason.STOP
+        if reason is not None:
+            sched.finish(req, reason)
+        logprobs = token_logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
+        updates.append(ReqUpdate(req, [token], reason, logprobs))
+    return updates

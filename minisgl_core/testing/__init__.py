@@ -15,7 +15,8 @@ The suites are pytest base classes; a plugin's test subclasses one and names wha
 - :class:`SchedulerSuite`: a scheduling policy: method contracts, liveness, fairness bounds;
 - :class:`ModelPluginSuite`: a model: greedy tokens equal to transformers on a tiny random config;
 - :class:`ReasoningParserSuite`, :class:`ToolParserSuite`: output parsers on cases the plugin gives, split at
-  every position, streamed and whole, with Unicode.
+  every position, streamed and whole, with Unicode;
+- :class:`GrammarBackendSuite`: a grammar backend: masks, walks ending in valid output, errors, rollback.
 
 :func:`save_scripted_model` writes a checkpoint whose model emits given texts (the scripted model), for
 testing parsers through a real server.
@@ -39,6 +40,7 @@ _MODULES = {
     "cache_suite": ("CachePolicySuite",),
     "scheduler_suite": ("SchedulerSuite",),
     "model_suite": ("ModelPluginSuite",),
+    "grammar_suite": ("GrammarBackendSuite",),
     "suite_base": ("ConformanceSuite",),
     "plugins": ("use_plugin",),
     "scripted": ("save_scripted_model",),

@@ -1,0 +1,157 @@
+"""Structured outputs in the step loop: compiling constraints off the loop, and the per-step token bitmask.
+
+Constraints compile on one worker thread, cached by constraint (kind and text, failures included), so the
+step loop never waits for a compiler: a request whose grammar is still compiling is held back, while the
+others run. The grammar backend itself is created on that thread too, on the first constrained request (a
+server that never sees one never loads its tokenizer or library). For a step that samples constrained
+requests, :meth:`GrammarManager.fill` writes the host bitmask (a row of ``-1`` words, every token, for the
+unconstrained ones); the scheduler calls it after reading the previous step's tokens, while the device runs
+this step's forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import torch
+
+from minisgl_core.contracts.grammar import Constraint, GrammarBackend
+from minisgl_core.contracts.request import FinishReason, Req
+
+logger = logging.getLogger("minisgl.grammar")
+
+CACHE_ENTRIES = 1024
+FIELDS = {"json_schema": "json_schema", "json_object": "json_schema", "regex": "regex", "grammar": "grammar"}
+
+
+def constraint_field(constraint: Constraint) -> str:
+    """The :class:`SamplingParams` field a constraint came from (what an error names)."""
+    return FIELDS.get(constraint.kind, constraint.kind)
+
+
+class GrammarManager:
+    """Compiled grammars (cached), requests waiting for theirs, and the host bitmask of the next step."""
+
+    def __init__(self, create: Callable[[], GrammarBackend], vocab_size: int, rows: int, pin: bool) -> None:
+        self._create = create
+        self._backend: GrammarBackend | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="minisgl-grammar")
+        self._cache: OrderedDict[Constraint, Future] = OrderedDict()
+        self.vocab_size = vocab_size
+        self.live: set[Req] = set()
+        """Requests holding a matcher, until they finish (pruned by :meth:`has_live`)."""
+        self._buffers: list[torch.Tensor] = []
+        self._next = 0
+        self._rows, self._pin = rows, pin
+
+    # -- compiling (worker thread) ----------------------------------------------------------------------
+
+    def _compile(self, constraint: Constraint) -> Any:
+        if self._backend is None:
+            self._backend = self._create()
+        return self._backend.compile(constraint)
+
+    def submit(self, constraint: Constraint) -> Future:
+        """The compilation of ``constraint``: cached, or started on the worker thread."""
+        fut = self._cache.get(constraint)
+        if fut is None:
+            fut = self._executor.submit(self._compile, constraint)
+            self._cache[constraint] = fut
+            if len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(constraint)
+        return fut
+
+    def result(self, req: Req, timeout: float | None = None) -> None:
+        """Wait for ``req``'s grammar; ``ValueError`` naming the field when it does not compile."""
+        constraint = req.params.constraint
+        assert constraint is not None
+        try:
+            self.submit(constraint).result(timeout)
+        except ValueError as exc:
+            raise ValueError(f"{constraint_field(constraint)}: {exc}") from None
+
+    # -- the step loop ----------------------------------------------------------------------------------
+
+    def take_ready(self, compiling: list[Req]) -> tuple[list[Req], list[tuple[Req, str, str]]]:
+        """Of ``compiling`` (updated in place to those still compiling): the requests whose grammar compiled
+        (now holding a matcher), and ``(request, message, field)`` of those whose grammar failed."""
+        ready: list[Req] = []
+        failed: list[tuple[Req, str, str]] = []
+        still: list[Req] = []
+        for req in compiling:
+            constraint = req.params.constraint
+            assert constraint is not None
+            fut = self.submit(constraint)
+            if not fut.done():
+                still.append(req)
+            elif (exc := fut.exception()) is not None:
+                field = constraint_field(constraint)
+                failed.append((req, f"{field}: {exc}" if isinstance(exc, ValueError) else f"{field}: {exc!r}", field))
+            else:
+                assert self._backend is not None
+                req.grammar = self._backend.matcher(fut.result())
+                self.live.add(req)
+                ready.append(req)
+        compiling[:] = still
+        return ready, failed
+
+    def wait_any(self, compiling: list[Req], timeout: float) -> None:
+        """Block up to ``timeout`` seconds for one of ``compiling``'s grammars (the loop has nothing else)."""
+        futures = [self.submit(r.params.constraint) for r in compiling]  # type: ignore[arg-type]
+        if futures:
+            wait(futures, timeout, return_when=FIRST_COMPLETED)
+
+    def has_live(self) -> bool:
+        """True while some unfinished request holds a matcher."""
+        if self.live:
+            self.live = {r for r in self.live if not r.finished}
+        return bool(self.live)
+
+    def fill(self, sampled: Sequence[Req]) -> tuple[torch.Tensor, list[Req]]:
+        """The host bitmask rows of one step (row ``i`` for ``sampled[i]``), and the requests at a dead end
+        (nothing allowed: their rows allow everything, and the caller ends them)."""
+        if not self._buffers:  # two, alternating: a step's copy may still read the previous one
+            words = (self.vocab_size + 31) // 32
+            make = lambda: torch.empty((self._rows, words), dtype=torch.int32, pin_memory=self._pin)
+            self._buffers = [make(), make()]
+        mask = self._buffers[self._next][: len(sampled)]
+        self._next ^= 1
+        mask.fill_(-1)
+        dead = []
+        for i, req in enumerate(sampled):
+            if req.grammar is None or req.finished:
+                continue
+            req.grammar.fill_bitmask(mask, i)
+            if not bool(mask[i].any()):
+                mask[i] = -1
+                dead.append(req)
+        return mask, dead
+
+    def admit_compiled(self, sched: Any) -> None:
+        """Move the requests whose grammar compiled to ``sched``'s waiting queue; those whose grammar failed
+        end (``abort``) and go to ``sched.grammar_errors`` for the caller to report."""
+        if not (sched.waiting or sched.running):
+            self.wait_any(sched.compiling, 0.005)  # nothing else to do: wait a little rather than spin
+        ready, failed = self.take_ready(sched.compiling)
+        sched.waiting += ready
+        for req, _, _ in failed:
+            req.finish_reason = FinishReason.ABORT
+        sched.grammar_errors += failed
+
+    def step_mask(self, sched: Any, sampled: Sequence[Req]) -> torch.Tensor:
+        """:meth:`fill` for ``sched``'s step; a request at a dead end finishes now, its finish reported with
+        the next step's updates (its token in flight is dropped)."""
+        mask, dead = self.fill(sampled)
+        for req in dead:
+            sched.finish(req, FinishReason.GRAMMAR)
+            sched.report(req, FinishReason.GRAMMAR)
+        return mask
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
