@@ -172,11 +172,12 @@ def test_lone_surrogate_is_a_400_and_the_connection_lives_on(server) -> None:
                b'[{"type": "text", "text": "\\ud800"}]}]}', "messages.0.content"),
         (COMP, b'{"model": "tiny", "max_tokens": 2, "prompt": "a", "stop": ["\\ud800"]}', "stop"),
         ("/generate", b'{"text": "\\ud800"}', "text"),
+        (COMP, b'{"model": "tiny\\ud800", "max_tokens": 2, "prompt": "a"}', "model"),
     ]  # fmt: skip
     for path, payload, param in cases:
         status, body = _raw(conn, path, payload)
-        error(status, body, 400, param)
-        assert "surrogate" in body["error"]["message"] or "unicode" in body["error"]["message"]
+        error(status, body, 404 if param == "model" else 400, param)
+        assert param == "model" or "surrogate" in body["error"]["message"] or "unicode" in body["error"]["message"]
         status, body = _raw(conn, COMP, json.dumps(comp()).encode())  # the same keep-alive connection
         assert status == 200, body
     conn.close()

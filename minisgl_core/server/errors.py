@@ -51,6 +51,7 @@ class APIError(Exception):
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """OpenAI's error object: ``code`` is a short string (``invalid_api_key``, ``model_not_found``) or null."""
     kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    message = message.encode("utf-8", "backslashreplace").decode()  # it may quote text with a lone surrogate
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
