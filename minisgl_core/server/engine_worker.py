@@ -61,6 +61,8 @@ class EngineWorker:
         self.cached_prompt_tokens = 0
         self.generation_tokens = 0
         self.num_aborted = 0
+        self.held: dict[str, DetokRequest] = {}
+        """Constrained requests not announced yet: their grammar is compiling."""
         self.stats_log = StatsLogger(log_interval)
         self.beat_interval = beat_interval
         self.last_beat = 0.0
@@ -81,6 +83,8 @@ class EngineWorker:
             if scheduler.has_work():
                 for u in scheduler.step():
                     self._add_update(u.req, u.new_token_ids, u.finish_reason, u.logprobs)
+            if self.held:
+                self._release_held()
             self._flush()
             if busy and self.stats_log.due():
                 self.stats_log.log(self.stats())
@@ -97,6 +101,9 @@ class EngineWorker:
                 if req is not None:
                     self.num_aborted += 1
                     self.scheduler.abort(req)
+                    if self.held.pop(rid, None) is not None:  # never announced: nothing downstream to end
+                        self.reqs.pop(rid, None)
+                        continue
                     self._add_update(req, [], FinishReason.ABORT, None)
         elif isinstance(msg, StatsRequest):
             self.to_api.send(self.stats())
@@ -110,17 +117,30 @@ class EngineWorker:
             return
         p = r.params
         echo = r.prompt_ids if r.echo else None
-        self.new.append(
-            DetokRequest(
-                r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex, echo
-            )
+        announce = DetokRequest(
+            r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex, echo
         )
+        if p.constraint is not None and req.max_new_tokens > 0:  # accepted once its grammar compiled
+            self.held[r.rid] = announce
+        else:
+            self.new.append(announce)
         self.reqs[r.rid] = req
         if req.max_new_tokens == 0:
             req.finish_reason = FinishReason.LENGTH
             self._add_update(req, [], FinishReason.LENGTH, None)
         else:
             self.scheduler.add(req)
+
+    def _release_held(self) -> None:
+        """Announce the constrained requests whose grammar compiled; reject those whose grammar failed."""
+        for req, message, field in self.scheduler.grammar_errors:
+            self.held.pop(req.user_data, None)
+            self.reqs.pop(req.user_data, None)
+            self.to_api.send(RequestError([req.user_data], message, 400, field))
+        self.scheduler.grammar_errors.clear()
+        compiling = {id(r) for r in self.scheduler.compiling}
+        for rid in [rid for rid in self.held if id(self.reqs[rid]) not in compiling]:
+            self.new.append(self.held.pop(rid))
 
     def _add_update(self, req: Req, tokens: list[int], reason: FinishReason | None, logprobs: Any) -> None:
         lps = None

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from minisgl_core.contracts.sampling import SamplingParams
+from minisgl_core.server.structured_outputs import StructuredFields
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
@@ -48,7 +49,7 @@ class OpenBody(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SamplingFields(OpenBody):
+class SamplingFields(OpenBody, StructuredFields):
     """Sampling settings shared by chat and text completions (OpenAI names plus vLLM extensions)."""
 
     model: Str | None = None
@@ -101,6 +102,7 @@ class SamplingFields(OpenBody):
             if self.repetition_penalty is None
             else self.repetition_penalty,
             logprobs=logprobs,
+            **self.constraint_kwargs(),
         )
 
     @property

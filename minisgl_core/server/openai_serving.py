@@ -28,6 +28,7 @@ from minisgl_core.server.field_policy import check_fields, check_stream_options
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
 from minisgl_core.server.openai_protocol import SamplingFields
 from minisgl_core.server.request_checks import StopLimits, check_request
+from minisgl_core.server.structured_outputs import request_param
 
 Outputs = list[tuple[int, RequestOutput]]
 ChunkFn = Callable[[int, RequestOutput], "dict[str, Any] | None"]
@@ -127,17 +128,20 @@ class OpenAIServing:
         try:
             params = build()
         except ValueError as exc:
-            raise APIError(400, str(exc), str(exc).split(" ")[0]) from None
+            raise request_param(APIError(400, str(exc), str(exc).split(" ")[0]), body) from None
         assert self.client.info is not None
         check_request(body, params, self.limits, self.client.info.vocab_size)
         return params
 
-    async def start(self, prompts: list[TokenizeRequest], raw: Request) -> tuple[Generation, Outputs]:
-        """Submit; returns once the engine accepted (or raises the rejection)."""
+    async def start(self, prompts: list[TokenizeRequest], raw: Request, body: Any = None) -> tuple[Generation, Outputs]:
+        """Submit; returns once the engine accepted (or raises the rejection, naming ``body``'s field)."""
         gen = self.client.submit(prompts)
         gen.watch_disconnect(raw.receive)
         try:
             return gen, await gen.next()
+        except APIError as exc:
+            gen.close()
+            raise request_param(exc, body) from None
         except BaseException:
             gen.close()
             raise

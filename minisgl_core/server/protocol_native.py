@@ -38,15 +38,20 @@ class GenerateSampling(BaseModel):
     repetition_penalty: Annotated[float, Strict(), Field(gt=0.0, le=10.0)] = 1.0
     min_new_tokens: Annotated[int, Strict(), Field(ge=0, le=INT32_MAX)] = 0
     logit_bias: dict[str, Annotated[float, Strict(), Field(ge=-100.0, le=100.0)]] | None = None
+    json_schema: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    regex: Annotated[str, Strict(), Field(min_length=1)] | None = None
+    ebnf: Annotated[str, Strict(), Field(min_length=1)] | None = None
 
     def sampling_params(self, logprobs: int | None, defaults: Mapping[str, Any] | None = None) -> SamplingParams:
         """Fields the request sets, over ``defaults`` (the model's generation config), over these."""
-        skip = {"max_new_tokens", "n", "min_new_tokens"}
+        skip = {"max_new_tokens", "n", "min_new_tokens", "ebnf"}
         values = self.model_dump(exclude=skip)
         given = self.model_dump(exclude=skip, exclude_unset=True)
         values = {**values, **{k: v for k, v in (defaults or {}).items() if k in values}, **given}
         max_tokens = INT32_MAX if self.max_new_tokens is None else self.max_new_tokens
-        return SamplingParams(**values, logprobs=logprobs, min_tokens=self.min_new_tokens, max_tokens=max_tokens)
+        return SamplingParams(
+            **values, logprobs=logprobs, min_tokens=self.min_new_tokens, max_tokens=max_tokens, grammar=self.ebnf
+        )
 
 
 class GenerateRequest(BaseModel):

@@ -36,7 +36,7 @@ async def chat_completions(s: OpenAIServing, body: ChatCompletionRequest, raw: R
         default_max_tokens=defaults.get("max_tokens"),
     )  # fmt: skip
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
-    gen, first = await s.start([req], raw)
+    gen, first = await s.start([req], raw, body)
     want_logprobs = bool(body.logprobs)
     if body.streaming:
         started = [False] * n

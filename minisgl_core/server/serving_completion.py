@@ -61,7 +61,7 @@ async def completions(s: OpenAIServing, body: CompletionRequest, raw: Request) -
             TokenizeRequest([], choices, text, ids, max_tokens=body.max_tokens, default_max_tokens=default, echo=echo)
         )
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
-    gen, first = await s.start(reqs, raw)
+    gen, first = await s.start(reqs, raw, body)
     if body.streaming:
         started = [False] * len(gen.rids)
         offsets = [0] * len(gen.rids)
