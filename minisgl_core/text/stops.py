@@ -4,7 +4,8 @@ of the number and length of the stop strings.
 Stop strings form one Aho-Corasick automaton (built once, linear in their total length); a character advances
 it by amortised O(1) steps, and its state's depth is how much of the text's end could still begin a stop
 string (what a stream holds back). Patterns (``stop_regex``) are compiled once and searched only in the last
-``window`` characters when text arrives, each search under a time limit (a pattern over it is dropped).
+``window`` characters when text arrives, all of them within ``REGEX_BUDGET_S`` per piece of text: each gets
+an equal share, and a pattern that exceeds its share is dropped for the request (with a warning).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import regex
 
 logger = logging.getLogger("minisgl.text")
 DEFAULT_REGEX_WINDOW = 256
-REGEX_TIMEOUT_S = 0.02
+REGEX_BUDGET_S = 0.004
 
 
 class StopHit(NamedTuple):
@@ -85,11 +86,12 @@ class StopMatcher:
     def _search(self) -> StopHit | None:
         best: StopHit | None = None
         base = self.pos - len(self.tail)
+        share = REGEX_BUDGET_S / len(self.patterns)
         for item in list(self.patterns):
             try:
-                m = item[1].search(self.tail, timeout=REGEX_TIMEOUT_S)
+                m = item[1].search(self.tail, timeout=share)
             except TimeoutError:
-                logger.warning("stop_regex %r took over %g s; ignored for this request", item[0][:80], REGEX_TIMEOUT_S)
+                logger.warning("stop_regex %r took over %.1f ms; ignored for this request", item[0][:80], share * 1e3)
                 self.patterns.remove(item)
                 continue
             if m is not None and (best is None or base + m.end() < best.end):
