@@ -39,6 +39,12 @@ SCRIPTS = [
     ("script:two", "<think>\nTwo tools.\n</think>\n\nLet me check both.\n" + CALL_W + "\n" + CALL_T),
     ("script:bad", '<tool_call>\n{"name": "get_weather", "arguments": {"city": }}\n</tool_call>'),
     ("script:final", "<think>\nThe tool answered.\n</think>\n\nIt is sunny in Paris."),
+    ("script:args", '{"city": "Paris"}'),
+    (
+        "script:req",
+        '[{"name": "get_weather", "parameters": {"city": "Paris"}}, '
+        '{"name": "get_time", "parameters": {"zone": "CET"}}]',
+    ),
     ("script:llama", '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}'),
     (
         "script:llama2",
@@ -275,6 +281,28 @@ def test_llama3_tool_calls_with_chat_template_flag(llama, trigger, content, call
     with client(llama).chat.completions.stream(model=_model(llama), messages=user(trigger), tools=TOOLS) as s:
         final = s.get_final_completion()
     assert _calls(final.choices[0].message) == calls and (final.choices[0].message.content or None) == content
+
+
+def test_required_and_named_tool_choice_are_enforced_by_a_json_schema(qwen) -> None:
+    pytest.importorskip("xgrammar")
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    out = chat(qwen, user("script:args"), tools=TOOLS, tool_choice=named)
+    msg = out.choices[0].message
+    assert _calls(msg) == [("get_weather", {"city": "Paris"})] and msg.content is None
+    assert out.choices[0].finish_reason == "tool_calls"
+    assert 'json_schema=\'{"type": "object", "properties": {"city"' in _last_params(qwen)
+    both = [("get_weather", {"city": "Paris"}), ("get_time", {"zone": "CET"})]
+    out = chat(qwen, user("script:req"), tools=TOOLS, tool_choice="required")
+    assert _calls(out.choices[0].message) == both and out.choices[0].finish_reason == "tool_calls"
+    with client(qwen).chat.completions.stream(
+        model=_model(qwen), messages=user("script:req"), tools=TOOLS, tool_choice="required"
+    ) as s:
+        assert _calls(s.get_final_completion().choices[0].message) == both
+    # the model wants to write prose; the schema lets only the named call's arguments through
+    out = chat(qwen, user("script:nothink"), tools=TOOLS, tool_choice=named, temperature=0.0, max_tokens=12)
+    msg = out.choices[0].message
+    assert msg.content is None and [c.function.name for c in msg.tool_calls] == ["get_weather"]
+    assert msg.tool_calls[0].function.arguments.startswith('{"city": "')
 
 
 # -- generation defaults -----------------------------------------------------------------------------------

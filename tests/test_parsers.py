@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from minisgl_core.contracts import SamplingParams
 from minisgl_core.server.chat_protocol import ChatFields
 from minisgl_core.server.chat_stream import ChatSettings, merge_delta, message
 from minisgl_core.testing import ReasoningCase, ReasoningParserSuite, ToolCase, ToolParserSuite, pieces_of
@@ -136,3 +137,35 @@ def test_named_tool_choice_and_no_parallel_calls() -> None:
     msg = message(out, HERMES_CALL + HERMES_TIME)
     assert [c["function"]["name"] for c in msg["tool_calls"]] == ["get_weather"]
     assert out.finish_reason("stop") == "tool_calls" and out.finish_reason("length") == "length"
+
+
+def test_forced_tool_choice_schema_and_parsers() -> None:
+    from minisgl_core.server.tool_choice import forced_schema
+
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    named = {"type": "function", "function": {"name": "get_time"}}
+    assert forced_schema(tools, named, True) == {"type": "object"}
+    required = forced_schema(tools, "required", False)
+    assert required["minItems"] == 1 and required["maxItems"] == 1
+    assert required["items"]["anyOf"][0]["properties"]["name"] == {"type": "string", "enum": ["get_time"]}
+    assert forced_schema(tools, "auto", True) is None
+    settings = ChatSettings.create({}, "qwen3", None, constrained=True)
+    text = (
+        '[{"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"}}, '
+        '{"name": "get_time", "parameters": {"zone": "CET"}}]'
+    )
+    whole = message(settings.output(_fields(tool_choice="required")), text)
+    assert whole["content"] is None
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in whole["tool_calls"]] == [
+        ("get_weather", WEATHER), ("get_time", {"zone": "CET"}),
+    ]  # fmt: skip
+    for pieces in pieces_of(text)[:60]:
+        assert _no_ids(_stream(settings, _fields(tool_choice="required"), pieces)) == _no_ids(whole)
+    body = _fields(tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    args = '{"city": "Paris 天气"}'
+    whole = message(settings.output(body), args)
+    assert whole["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": args}
+    for pieces in pieces_of(args):
+        assert _no_ids(_stream(settings, body, pieces)) == _no_ids(whole)
+    assert settings.constrain(body, SamplingParams()).json_schema == '{"type": "object"}'
+    assert ChatSettings.create({}, None, "hermes").forced(body) is None  # no grammar backend: parsed only

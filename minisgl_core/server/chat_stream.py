@@ -9,6 +9,7 @@ only the content.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,11 @@ from minisgl_core.contracts.parsers import (
     ToolParser,
     ToolParserContext,
 )
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.plugins import REASONING_PARSER, TOOL_PARSER, Entry, lookup
 from minisgl_core.server.chat_protocol import ChatFields
 from minisgl_core.server.errors import APIError
+from minisgl_core.server.tool_choice import forced_parser, forced_schema
 
 
 @dataclass
@@ -32,22 +35,42 @@ class ChatSettings:
     defaults: dict[str, Any] = field(default_factory=dict)
     reasoning: Entry | None = None
     tools: Entry | None = None
+    constrained: bool = False
+    """A grammar backend is active: ``tool_choice`` ``required``/named is enforced (``tool_choice.py``)."""
 
     @classmethod
-    def create(cls, defaults: dict[str, Any], reasoning: str | None, tools: str | None) -> ChatSettings:
+    def create(
+        cls, defaults: dict[str, Any], reasoning: str | None, tools: str | None, constrained: bool = False
+    ) -> ChatSettings:
         """Look the parsers up by name (``ValueError`` naming what exists when unknown)."""
         return cls(
             dict(defaults),
             lookup(REASONING_PARSER, reasoning) if reasoning else None,
             lookup(TOOL_PARSER, tools) if tools else None,
+            constrained,
         )
+
+    def forced(self, body: ChatFields) -> dict[str, Any] | None:
+        """The JSON Schema enforcing the request's ``required``/named ``tool_choice``, when enforceable;
+        ``APIError`` when the choice cannot be honoured (no tools, no such tool)."""
+        error = body.tool_choice_error()
+        if error:
+            raise APIError(400, error, "tool_choice")
+        choice = body.effective_tool_choice
+        if not self.constrained or choice in ("auto", "none"):
+            return None
+        return forced_schema(
+            [t.model_dump(exclude_none=True) for t in body.tools or []], choice, body.parallel_tool_calls
+        )
+
+    def constrain(self, body: ChatFields, params: SamplingParams) -> SamplingParams:
+        """``params`` with the tool-choice schema as its JSON constraint (unchanged when there is none)."""
+        schema = self.forced(body)
+        return params if schema is None else dataclasses.replace(params, json_schema=schema)
 
     def output(self, body: ChatFields) -> ChatOutput:
         """A fresh parser chain for one choice of ``body``; ``APIError`` when its ``tool_choice`` cannot be
         honoured (no such tool, or no tool-call parser)."""
-        error = body.tool_choice_error()
-        if error:
-            raise APIError(400, error, "tool_choice")
         kwargs = dict(body.chat_template_kwargs or {})
         reasoning = None
         if self.reasoning is not None and body.separate_reasoning:
@@ -55,7 +78,10 @@ class ChatSettings:
             reasoning = self.reasoning.create(ReasoningContext(thinking, kwargs))
         choice = body.effective_tool_choice
         tools = None
-        if choice != "none":
+        if self.forced(body) is not None:  # checks tool_choice first
+            specs = [t.model_dump(exclude_none=True) for t in body.tools or []]
+            tools = forced_parser(ToolParserContext(specs, choice))
+        elif choice != "none":
             if self.tools is None:
                 raise APIError(
                     400, "tool calls need the server started with --tool-call-parser (or send tool_choice 'none')",

@@ -26,6 +26,7 @@ import uvicorn
 from minisgl_core.checkpoint import generation_defaults, locate_model
 from minisgl_core.checkpoint.generation_config import describe
 from minisgl_core.config import EngineConfig, ServerArgs
+from minisgl_core.plugins import resolve_grammar
 from minisgl_core.server.app import build_app
 from minisgl_core.server.asgi import resolve_api_key
 from minisgl_core.server.chat_stream import ChatSettings
@@ -56,7 +57,8 @@ def chat_settings(config: EngineConfig, args: ServerArgs) -> ChatSettings:
     model_dir = locate_model(config.model, need_weights=False, revision=config.revision)
     defaults = generation_defaults(config.generation_config, model_dir)
     logger.info("sampling defaults (--generation-config %s): %s", config.generation_config, describe(defaults))
-    return ChatSettings.create(defaults, args.reasoning_parser, args.tool_call_parser)
+    constrained = resolve_grammar(config.grammar_backend) is not None  # tool_choice required/named enforced
+    return ChatSettings.create(defaults, args.reasoning_parser, args.tool_call_parser, constrained)
 
 
 class Workers:

@@ -28,6 +28,7 @@ async def chat_completions(s: OpenAIServing, body: ChatCompletionRequest, raw: R
     s.check_fields(body, "chat")
     defaults = s.settings.defaults
     params = s.params(body, lambda: body.sampling_params(body.num_logprobs, body.requested_max_tokens, defaults))
+    params = s.settings.constrain(body, params)  # tool_choice required / named: a JSON Schema from the tools
     n = body.num_choices
     outputs = [s.settings.output(body) for _ in range(n)]  # reasoning and tool-call parsers
     req = TokenizeRequest(

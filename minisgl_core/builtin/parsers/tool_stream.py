@@ -37,6 +37,8 @@ class JSONToolStream(ToolParser):
 
     separators = " \t\r\n"
     """Characters dropped between calls."""
+    strip_before_calls = False
+    """Drop :attr:`separators` before the first call too (a format that wraps its calls, e.g. in ``[...]``)."""
 
     def __init__(self, ctx: ToolParserContext) -> None:
         self.allowed = allowed_names(ctx)
@@ -111,7 +113,7 @@ class JSONToolStream(ToolParser):
 
     def _content(self, out: ToolDelta, text: str, call_follows: bool = False) -> None:
         text = self.pending + text
-        if self.index > 0:  # after a call: separators between calls are not content
+        if self.index > 0 or self.strip_before_calls:  # separators between calls are not content
             text = text.lstrip(self.separators)
         kept = text.rstrip()
         out.content += kept
