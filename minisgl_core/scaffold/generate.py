@@ -7,15 +7,21 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-KINDS = ("attention", "cache", "scheduler", "model")
+KINDS = ("attention", "cache", "scheduler", "model", "grammar")
 
-_SUFFIX = {"attention": "Attention", "cache": "Cache", "scheduler": "Scheduler", "model": "ForCausalLM"}
-_MODULE_FILE = {"attention": "backend.py", "cache": "policy.py", "scheduler": "policy.py", "model": "model.py"}
+_SUFFIX = {
+    "attention": "Attention", "cache": "Cache", "scheduler": "Scheduler", "model": "ForCausalLM", "grammar": "Grammar"
+}  # fmt: skip
+_MODULE_FILE = {
+    "attention": "backend.py", "cache": "policy.py", "scheduler": "policy.py", "model": "model.py",
+    "grammar": "backend.py",
+}  # fmt: skip
 _FLAG = {
     "attention": "--attention {name}",
     "cache": "--cache {name}",
     "scheduler": "--scheduler {name}",
     "model": "--model ckpt",
+    "grammar": "--grammar-backend {name}",
 }
 _TINY_CHECKPOINT = (
     'python -c "from transformers import LlamaConfig; from minisgl_core.testing import save_random_model; '
