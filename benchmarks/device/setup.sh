@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a bare H200 device machine (see ../../../shared/device/README.md): install the carried wheels into
-# /tmp/site and this checkout (core + plugins, editable, no deps). Source it from the repository root:
+# /tmp/site and this checkout (core + every plugin folder, editable, no deps). Source it from the repository root:
 #   source benchmarks/device/setup.sh
 export PYTHONUNBUFFERED=1 PATH=/usr/local/cuda/bin:$PATH CUDA_HOME=/usr/local/cuda NCCL_NVLS_ENABLE=0
 SITE=/tmp/site
@@ -10,6 +10,11 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
 fi
 [ -f .whl/jit.tar.xz ] && tar -xJf .whl/jit.tar.xz -C / 2>/dev/null
 export PYTHONPATH=$SITE:$SITE/nvidia_cutlass_dsl/dsl_packages:$PWD
-python3 -m pip install -q --no-deps --no-build-isolation -e . -e plugins/minisgl-flashinfer -e plugins/minisgl-flash-attn \
-  2>&1 | grep -v -i "warning" | tail -3
+# test-only packages the image may lack (jsonschema for the structured-output tests), from .whl-extra/
+if [ -d .whl-extra ] && ! python3 -c "import jsonschema" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl-extra/*.whl
+fi
+plugins=()
+for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugins+=(-e "$p"); done
+python3 -m pip install -q --no-deps --no-build-isolation -e . "${plugins[@]}" 2>&1 | grep -v -i "warning" | tail -3
 python3 -m minisgl_core plugins
