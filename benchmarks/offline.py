@@ -8,6 +8,11 @@ model's vocabulary is built offline (prompts are token ids, so its content does 
 
     python benchmarks/offline.py --model benchmarks/models/qwen3-0.6b --attention flashinfer --out r.json
 
+``--json-schema`` constrains every request with :data:`BENCH_SCHEMA` (structured outputs through the
+selected grammar backend): records of nested objects, bounded strings, numbers and enums, with ``minItems``
+out of reach, so every request still ends at its ``max_tokens`` and the workload's token count is unchanged.
+Grammars need a real tokenizer: ``--tokenizer`` (e.g. the Qwen3 one in shared/tokenizers/qwen3).
+
 Each run is one configuration in one process; ``benchmarks/offline_suite.py`` runs several and plots them.
 """
 
@@ -22,6 +27,20 @@ import time
 from pathlib import Path
 
 EXPECTED_OUTPUT_TOKENS = 133_966
+_RECORD = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string", "maxLength": 24},
+        "score": {"type": "number"},
+        "tags": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "maxItems": 4},
+        "owner": {"type": "object", "required": ["email"],
+                  "properties": {"email": {"type": "string", "pattern": "^[a-z]{1,12}@[a-z]{1,8}\\.com$"}}},
+    },
+    "required": ["id", "name", "score", "tags", "owner"],
+}  # fmt: skip
+BENCH_SCHEMA = {"type": "object", "properties": {"records": {"type": "array", "items": _RECORD, "minItems": 1000}},
+                "required": ["records"]}  # fmt: skip
 
 
 def workload(num_seqs: int = 256, seed: int = 0) -> tuple[list[list[int]], list[int]]:
@@ -50,7 +69,9 @@ def run(args: argparse.Namespace) -> dict:
     from minisgl_core import LLM, SamplingParams
 
     config = json.loads((Path(args.model) / "config.json").read_text())
-    tok_dir = wordlevel_tokenizer(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
+    if args.json_schema and not args.tokenizer:
+        raise SystemExit("--json-schema needs a real tokenizer: --tokenizer PATH (e.g. shared/tokenizers/qwen3)")
+    tok_dir = args.tokenizer or wordlevel_tokenizer(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
     start = time.perf_counter()
     llm = LLM(
         args.model,
@@ -69,8 +90,10 @@ def run(args: argparse.Namespace) -> dict:
     )
     ready_s = time.perf_counter() - start
     prompts, max_tokens = workload(args.num_seqs)
-    params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=m) for m in max_tokens]
-    llm.generate(["Benchmark: "] + prompts[:8], SamplingParams(temperature=0.6, max_tokens=32), use_tqdm=False)
+    schema = {"json_schema": BENCH_SCHEMA} if args.json_schema else {}
+    params = [SamplingParams(temperature=0.6, ignore_eos=True, max_tokens=m, **schema) for m in max_tokens]
+    warm = SamplingParams(temperature=0.6, max_tokens=32, **schema)
+    llm.generate(["Benchmark: "] + prompts[:8], warm, use_tqdm=False)  # a grammar compiles here, once
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     trace = None
@@ -79,6 +102,8 @@ def run(args: argparse.Namespace) -> dict:
 
         trace = StepTrace(llm.runtime.engine)
         trace.enabled = True
+    if llm.scheduler.grammar is not None:
+        llm.scheduler.grammar.fill_seconds, llm.scheduler.grammar.fill_steps = 0.0, 0
     start = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
     if torch.cuda.is_available():
@@ -88,6 +113,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.num_seqs == 256 and total != EXPECTED_OUTPUT_TOKENS:
         raise SystemExit(f"wrong workload: {total} output tokens, expected {EXPECTED_OUTPUT_TOKENS}")
     engine = llm.runtime.engine
+    grammar = llm.scheduler.grammar
+    if grammar is not None and grammar.fill_steps:
+        print(json.dumps({"grammar_fill_ms_per_step": round(grammar.fill_seconds / grammar.fill_steps * 1e3, 3),
+                          "constrained_steps": grammar.fill_steps}), flush=True)  # fmt: skip
     if trace is not None:
         print(json.dumps(trace.summary(Path(args.step_trace))), flush=True)
     return {
@@ -97,6 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         "page_size": args.page_size,
         "overlap": not args.disable_overlap,
         "mixed_chunk": not args.no_mixed_chunk,
+        "json_schema": args.json_schema,
         "cuda_graphs": engine.graph_runner is not None,
         "tp": args.tp,
         "num_seqs": args.num_seqs,
@@ -124,6 +154,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kv-memory-fraction", type=float, default=0.85)
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--num-seqs", type=int, default=256)
+    p.add_argument("--json-schema", action="store_true", help="constrain every request with BENCH_SCHEMA")
+    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: a word-level one, no grammar)")
     p.add_argument("--label", default=None)
     p.add_argument("--step-trace", default=None, help="CUDA: write a per-step GPU busy/idle timeline here")
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")

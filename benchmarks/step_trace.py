@@ -1,7 +1,8 @@
 """Per-step timeline of a run: is the GPU busy, or waiting for the host?
 
-``StepTrace(engine)`` wraps :meth:`Engine.execute` to record a CUDA event when each step's work is queued
-(before) and after its last kernel. Since steps run in stream order, the span of step ``n`` on the GPU is
+``StepTrace(engine)`` wraps :meth:`Engine.execute` (and :meth:`Engine.forward` / :meth:`Engine.sample`, the
+two halves the scheduler runs for steps with constrained requests) to record a CUDA event when each step's
+work is queued (before) and after its last kernel. Since steps run in stream order, the span of step ``n`` on the GPU is
 ``end - start`` and the GPU sat idle for ``start[n] - end[n-1]``. A span also includes any wait for the host
 to queue the rest of the step, so the trace measures the host too: ``host_busy`` is the host's time per step
 (one loop of scheduling, launching and reading results) minus the time it spent blocked on the GPU. Where
@@ -56,6 +57,28 @@ class StepTrace:
             return out
 
         engine.execute = execute
+        forward, sample = engine.forward, engine.sample
+        pending: list[tuple[Any, torch.cuda.Event, float, float]] = []
+
+        def traced_forward(plan):  # noqa: ANN001, ANN202 - a constrained step: forward, then sample under a mask
+            if self.enabled:
+                start = torch.cuda.Event(enable_timing=True)
+                start.record()
+                waited, self.waited = self.waited, 0.0
+                pending.append((plan, start, time.perf_counter(), waited))
+            return forward(plan)
+
+        def traced_sample(plan, logits, mask=None):  # noqa: ANN001, ANN202
+            out = sample(plan, logits, mask)
+            if pending and pending[-1][0] is plan:
+                _, start, host_start, waited = pending.pop()
+                end = torch.cuda.Event(enable_timing=True)
+                end.record()
+                phase = plan.phase.name.lower()
+                self.steps.append((phase, plan.batch_size, plan.num_tokens, start, end, host_start, waited))
+            return out
+
+        engine.forward, engine.sample = traced_forward, traced_sample
 
     def summary(self, path: Path | None = None) -> dict[str, Any]:
         """Synchronise, then totals per phase and per decode batch-size bucket (milliseconds)."""

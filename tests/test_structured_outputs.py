@@ -165,3 +165,30 @@ def test_a_dead_end_finishes_the_request_with_a_reason(model_dir, disable_overla
         llm.scheduler.check_memory()
     finally:
         unregister_plugin(name)
+
+
+@pytest.mark.gpu
+def test_constrained_decoding_under_cuda_graphs_and_overlap(tmp_path) -> None:  # noqa: ANN001
+    """On the GPU: decode steps replay CUDA graphs with overlap on; 100 schema requests, regexes and choices
+    in one batch validate, and free requests in the same batches match a run without constraints."""
+    from minisgl_core.testing import save_tiny_model
+
+    save_tiny_model(tmp_path, "qwen3", head_dim=128, num_attention_heads=4, num_key_value_heads=2, eos_token_id=EOS)
+    llm = LLM(str(tmp_path), device="cuda", dtype="bfloat16", grammar_backend="xgrammar")
+    assert llm.runtime.engine.graph_runner is not None
+    free = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
+    alone = [o.token_ids for o in llm.generate(["free a", "free b"], free, use_tqdm=False)]
+    params = [SamplingParams(temperature=1.0, seed=i, max_tokens=300, json_schema=SCHEMAS[i % 20]) for i in range(100)]
+    params += [SamplingParams(temperature=1.0, seed=i, max_tokens=60, regex=r) for i, r in enumerate(REGEXES)]
+    params += [SamplingParams(temperature=0.0, max_tokens=30, choice=c) for c in CHOICES]
+    outs = llm.generate(["free a", *[f"r{i}" for i in range(len(params))], "free b"], [free, *params, free])
+    assert [outs[0].token_ids, outs[-1].token_ids] == alone
+    for p, out in zip(params, outs[1:-1]):
+        assert out.finish_reason == "stop", out.text
+        if p.json_schema is not None:
+            jsonschema.validate(json.loads(out.text), json.loads(p.json_schema))
+        elif p.regex is not None:
+            assert re.fullmatch(p.regex, out.text), (p.regex, out.text)
+        else:
+            assert out.text in p.choice
+    llm.scheduler.check_memory()

@@ -198,7 +198,9 @@ class Engine:
     def run(self, plan: StepPlan) -> StepOutput:
         """Run one step (rank 0: first hand the plan to the other ranks); returns at once on CUDA, the host
         copy of the sampled tokens completes asynchronously."""
-        return self.sample(plan, self.forward(plan))
+        if get_tp().size > 1:
+            broadcast_object(plan)
+        return self.execute(plan)
 
     def forward(self, plan: StepPlan) -> torch.Tensor:
         """Rank 0, first half of :meth:`run`: hand the plan to the other ranks and launch the forward; returns

@@ -12,6 +12,7 @@ this step's forward.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -47,6 +48,9 @@ class GrammarManager:
         self._buffers: list[torch.Tensor] = []
         self._next = 0
         self._rows, self._pin = rows, pin
+        self.fill_seconds = 0.0
+        """Host time spent filling bitmasks (and advancing matchers' masks), cumulative."""
+        self.fill_steps = 0
 
     # -- compiling (worker thread) ----------------------------------------------------------------------
 
@@ -147,7 +151,10 @@ class GrammarManager:
     def step_mask(self, sched: Any, sampled: Sequence[Req]) -> torch.Tensor:
         """:meth:`fill` for ``sched``'s step; a request at a dead end finishes now, its finish reported with
         the next step's updates (its token in flight is dropped)."""
+        start = time.perf_counter()
         mask, dead = self.fill(sampled)
+        self.fill_seconds += time.perf_counter() - start
+        self.fill_steps += 1
         for req in dead:
             sched.finish(req, FinishReason.GRAMMAR)
             sched.report(req, FinishReason.GRAMMAR)
