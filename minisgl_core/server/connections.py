@@ -1,9 +1,10 @@
 """Client connections: close those that send no request, and cap how many are open at once.
 
 uvicorn closes a keep-alive connection idle between requests (``--keep-alive-timeout``) but never one that
-has not sent a request yet, so idle sockets could pile up until the process runs out of file descriptors.
-:func:`guarded_protocol` wraps uvicorn's HTTP protocol class: a connection whose first request head has not
-arrived within ``--idle-timeout`` seconds is closed, and when ``--max-connections`` are open a new one
+has not sent a request yet, nor one that sends half a request head and stops, so such sockets could pile up
+until the process runs out of file descriptors. :func:`guarded_protocol` wraps uvicorn's HTTP protocol class:
+a connection without a request in progress whose next request head has not arrived within ``--idle-timeout``
+seconds of connecting (or of its first bytes after a response) is closed, and when ``--max-connections`` are open a new one
 closes the longest idle connection (one not inside a request), or itself when every connection is busy.
 Hitting the cap is logged (at most once per ``LOG_EVERY_S``).
 """
@@ -92,9 +93,13 @@ def guarded_protocol(idle_timeout: float, max_connections: int) -> type:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self._first_request is not None and self.cycle is not None:
-                self._first_request.cancel()
-                self._first_request = None
+            if not _idle(self):  # a request head arrived
+                if self._first_request is not None:
+                    self._first_request.cancel()
+                    self._first_request = None
+            elif self._first_request is None and idle_timeout > 0 and not self.transport.is_closing():
+                # part of a next request head (uvicorn stopped its keep-alive timer): it must complete in time
+                self._first_request = asyncio.get_running_loop().call_later(idle_timeout, self._no_request)
 
         def connection_lost(self, exc: Exception | None) -> None:
             open_conns.discard(self)
@@ -104,7 +109,7 @@ def guarded_protocol(idle_timeout: float, max_connections: int) -> type:
 
         def _no_request(self) -> None:
             self._first_request = None
-            if self.cycle is None and not self.transport.is_closing():
+            if _idle(self) and not self.transport.is_closing():
                 self.transport.close()
 
     return GuardedHTTPProtocol
