@@ -4,8 +4,8 @@ uvicorn closes a keep-alive connection idle between requests (``--keep-alive-tim
 has not sent a request yet, nor one that sends half a request head and stops, so such sockets could pile up
 until the process runs out of file descriptors. :func:`guarded_protocol` wraps uvicorn's HTTP protocol class:
 a connection without a request in progress whose next request head has not arrived within ``--idle-timeout``
-seconds of connecting (or of its first bytes after a response) is closed, and when ``--max-connections`` are open a new one
-closes the longest idle connection (one not inside a request), or itself when every connection is busy.
+seconds of connecting (or of its first bytes after a response) is closed, and when ``--max-connections`` are
+open a new one closes the longest idle connection (one not inside a request), or itself when all are busy.
 Hitting the cap is logged (at most once per ``LOG_EVERY_S``).
 """
 
