@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tqdm import tqdm
-
 from minisgl_core.checkpoint import generation_defaults
 from minisgl_core.config import EngineConfig
+from minisgl_core.config.progress import progress
 from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
 from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.runtime import Runtime, build_runtime
@@ -124,7 +123,7 @@ class LLM:
 
     def _run(self, reqs: list[Req], show_progress: bool) -> list[RequestOutput]:
         scheduler = self.runtime.scheduler
-        bar = tqdm(total=len(reqs), desc="generate", disable=not show_progress)
+        bar = progress(total=len(reqs), desc="generate", disable=not show_progress)
         pending = set()
         for req in reqs:
             if req.max_new_tokens == 0:

@@ -49,7 +49,10 @@ def test_llama3_inv_freq_matches_transformers() -> None:
 
     scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 8192}  # fmt: skip
-    config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_parameters={**scaling, "rope_theta": 5e5})
+    if hasattr(LlamaConfig(), "rope_parameters"):  # transformers 5
+        config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_parameters={**scaling, "rope_theta": 5e5})
+    else:  # transformers 4 (the lowest version allowed, scripts/check-lowest-deps)
+        config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_scaling=scaling, rope_theta=5e5)
     ref, _ = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
     ours = rope_inv_freq(128, 5e5, scaling)
     torch.testing.assert_close(ours, ref.float(), rtol=0, atol=0)

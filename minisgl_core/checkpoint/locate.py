@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from minisgl_core.checkpoint.tiny import save_tiny_model
+from minisgl_core.config.progress import library_progress
 
 CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "tokenizer*"]
 DEMO_NAME = "demo"
@@ -38,7 +39,8 @@ def resolve_model_dir(model: str, *, need_weights: bool = True, revision: str | 
         raise ValueError(f"{model!r} is not a local folder and huggingface_hub is not installed") from exc
     patterns = CONFIG_PATTERNS + (["*.safetensors"] if need_weights else [])
     try:
-        return Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
+        with library_progress():  # huggingface_hub's own bars, shown where ours are
+            return Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, gated, ...
         offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
         hint = " (HF_HUB_OFFLINE is set)" if offline else ""
@@ -58,7 +60,8 @@ def demo_dir() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="demo-", dir=root))
     try:
-        save_tiny_model(tmp, "qwen3", seed=1234, max_position_embeddings=4096)
+        with library_progress(show=False):  # writing a few kB needs no bar
+            save_tiny_model(tmp, "qwen3", seed=1234, max_position_embeddings=4096)
         try:
             tmp.rename(target)
         except OSError:  # another process won the race

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from minisgl_core.config.progress import progress
+
 
 def default_weight_loader(param: torch.Tensor, loaded: torch.Tensor | CheckpointSlice, shard_id: object = None) -> None:
     """Copy a whole (unsharded) tensor into ``param``, checking shapes (parameters without a ``weight_loader``)."""
@@ -64,15 +66,26 @@ def as_tensor(value: torch.Tensor | CheckpointSlice) -> torch.Tensor:
     return value.materialize() if isinstance(value, CheckpointSlice) else value
 
 
-def iter_safetensors(model_dir: Path, lazy: bool = False) -> Iterator[tuple[str, torch.Tensor | CheckpointSlice]]:
+def iter_safetensors(
+    model_dir: Path, lazy: bool = False, show_progress: bool = True
+) -> Iterator[tuple[str, torch.Tensor | CheckpointSlice]]:
     """Yield ``(name, tensor)`` for every tensor of the checkpoint, one file at a time (host memory); with
-    ``lazy``, :class:`CheckpointSlice` s instead, so a tensor-parallel rank reads only its shard."""
+    ``lazy``, :class:`CheckpointSlice` s instead, so a tensor-parallel rank reads only its shard. A progress bar
+    counts the tensors and names the shard being read (with ``show_progress``, where bars are shown at all)."""
     from safetensors import safe_open
 
-    for file in safetensors_files(model_dir):
+    files = safetensors_files(model_dir)
+    total = 0
+    for file in files:  # headers only
         with safe_open(str(file), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
-                yield name, CheckpointSlice(f.get_slice(name)) if lazy else f.get_tensor(name)
+            total += len(f.keys())
+    with progress(desc="loading weights", total=total, unit="tensor", leave=False, disable=not show_progress) as bar:
+        for i, file in enumerate(files):
+            bar.set_postfix_str(f"shard {i + 1}/{len(files)}", refresh=False)
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
+                    yield name, CheckpointSlice(f.get_slice(name)) if lazy else f.get_tensor(name)
+                    bar.update()
 
 
 def load_by_name(

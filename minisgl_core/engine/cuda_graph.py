@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from minisgl_core.config.progress import progress
 from minisgl_core.contracts.attention import HOST_RING, AttentionBackend
 from minisgl_core.contracts.batch import ForwardBatch, Phase
 from minisgl_core.engine.plan import StepPlan
@@ -145,7 +145,7 @@ class CudaGraphRunner:
         self.backend.init_cuda_graph(self.max_bs)
         pool = None
         stream = torch.cuda.Stream(self.device)
-        for bs in tqdm(sorted(self.sizes, reverse=True), desc="capturing CUDA graphs", leave=False):
+        for bs in progress(sorted(self.sizes, reverse=True), desc="capturing CUDA graphs", leave=False):
             self._fill(bs, [], torch.empty(0, dtype=torch.int64), [])
             batch = self._batch(bs, [1] * bs)
             self.backend.prepare_capture(batch)

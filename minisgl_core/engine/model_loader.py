@@ -46,7 +46,7 @@ def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int)
                 logger.warning("dummy weights of %s differ between TP sizes", ctx.config.architecture)
             fill_dummy(model, seed)
     else:
-        weights = iter_safetensors(model_dir, lazy=ctx.tp.size > 1)
+        weights = iter_safetensors(model_dir, lazy=ctx.tp.size > 1, show_progress=ctx.tp.is_primary)
     if weights is not None:
         with torch.no_grad():
             model.load_weights(weights)
