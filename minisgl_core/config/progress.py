@@ -33,14 +33,14 @@ def library_progress(show: bool | None = None) -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     hide = not (progress_enabled() if show is None else show)
-    hub_hidden, tf_shown = are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled()
+    restore_hub, restore_tf = hide and not are_progress_bars_disabled(), hide and hf_logging.is_progress_bar_enabled()
     if hide:
         disable_progress_bars()
         hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if hide and not hub_hidden:
+        if restore_hub:
             enable_progress_bars()
-        if hide and tf_shown:
+        if restore_tf:
             hf_logging.enable_progress_bar()
