@@ -135,6 +135,11 @@ def test_stop_regex_and_matched_stop(server) -> None:
         c = out["choices"][0]
         assert c["finish_reason"] == "stop" and c["matched_stop"] == target
         assert c["text"] == text[: text.index(target)]  # a stop string does not
+        status, out = post(server, path, {**body, "stop": [target], "stream": True})
+        events = [json.loads(line[6:]) for line in out["raw"].splitlines() if line.startswith("data: {")]
+        last = [e["choices"][0] for e in events if e["choices"] and e["choices"][0]["finish_reason"]]
+        assert last[-1]["matched_stop"] == target and last[-1]["finish_reason"] == "stop"
+        assert "".join(e["choices"][0]["text"] for e in events if e["choices"]) == c["text"]
     # a stop token: its id is the matched stop, as SGLang reports it
     status, out = post(server, COMP, comp(prompt=[5, 6, 7], max_tokens=12, temperature=0, ignore_eos=True,
                                           stop_token_ids=[_first_token(server)]))  # fmt: skip

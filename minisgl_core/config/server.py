@@ -25,10 +25,10 @@ class ServerArgs:
     max_stop_regex_chars: int = setting(1024, "largest total length of one request's stop_regex patterns")
     stop_regex_window: int = setting(256, "stop_regex patterns are searched in this many last characters")
     engine_timeout: float = setting(
-        30.0, "seconds without a heartbeat from the engine (while requests are pending) before /health and "
-        "the pending requests answer 503"
+        30.0, "seconds without a heartbeat from the engine before /health and the pending requests answer 503 "
+        "(0 = off)"
     )  # fmt: skip
-    idle_timeout: float = setting(5.0, "close a connection that has not sent a request head within this many s")
+    idle_timeout: float = setting(5.0, "close a connection that sent no complete request head in this many s (0 = off)")
     keep_alive_timeout: float = setting(5.0, "close a keep-alive connection idle this many seconds between requests")
     max_connections: int = setting(
         4096, "most open client connections (capped by the open-file limit); beyond it the longest idle one is "

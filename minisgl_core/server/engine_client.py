@@ -211,7 +211,7 @@ class EngineClient:
         """Called periodically: when the engine missed its heartbeats for ``timeout`` seconds, answer every
         pending request (and later ones, and ``/health``) with 503 until it beats again."""
         late = time.monotonic() - self.last_beat
-        if late > timeout and self.stalled is None:
+        if 0 < timeout < late and self.stalled is None:  # timeout 0: the check is off
             self.stalled = f"the engine has not reported for {late:.0f} s (--engine-timeout {timeout:g}): hung?"
             logger.error("%s; failing %d pending requests", self.stalled, len(self.generations))
             for gen in set(self.generations.values()):

@@ -72,11 +72,12 @@ class Workers:
         self.addrs = Addresses.in_dir(self.tmpdir)
         mp = multiprocessing.get_context("spawn")
         level = args.log_level
+        beat = min(1.0, args.engine_timeout / 4) if args.engine_timeout > 0 else 1.0  # heartbeat interval
         self.procs = {
             "engine": mp.Process(
                 target=run_engine_worker,
                 name="minisgl-engine",
-                args=(config, self.addrs, level, args.log_interval, min(1.0, args.engine_timeout / 4)),
+                args=(config, self.addrs, level, args.log_interval, beat),
             ),
             "tokenizer": mp.Process(
                 target=run_tokenizer_worker, args=(tok, self.addrs, level, template), name="minisgl-tok"
