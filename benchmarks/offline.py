@@ -11,7 +11,9 @@ model's vocabulary is built offline (prompts are token ids, so its content does 
 ``--json-schema`` constrains every request with :data:`BENCH_SCHEMA` (structured outputs through the
 selected grammar backend): records of nested objects, bounded strings, numbers and enums, with ``minItems``
 out of reach, so every request still ends at its ``max_tokens`` and the workload's token count is unchanged.
-Grammars need a real tokenizer: ``--tokenizer`` (e.g. the Qwen3 one in shared/tokenizers/qwen3).
+Grammars need a vocabulary with real pieces: without ``--tokenizer`` a synthetic byte-level one of the
+model's vocabulary size is built (:func:`bytelevel_tokenizer`); ``--tokenizer shared/tokenizers/qwen3`` uses
+the real Qwen3 one.
 
 Each run is one configuration in one process; ``benchmarks/offline_suite.py`` runs several and plots them.
 """
@@ -63,15 +65,44 @@ def wordlevel_tokenizer(vocab_size: int, path: Path) -> Path:
     return path
 
 
+def bytelevel_tokenizer(vocab_size: int, path: Path, seed: int = 0) -> Path:
+    """Save a byte-level BPE vocabulary of ``vocab_size`` tokens to ``path``: the 256 byte symbols, then random
+    pieces shaped like a real vocabulary's (words with and without a leading space, digits, punctuation runs),
+    so a grammar backend's mask work is that of a real vocabulary of this size (used with ``--json-schema``
+    when no ``--tokenizer`` is given; prompts are token ids, so what the pieces spell does not matter)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    rng = random.Random(seed)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: i for i, ch in enumerate(alphabet)}
+    letters, punct = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", '{}[]":,.-_!?()@#'
+    while len(vocab) < vocab_size - 1:
+        kind = rng.random()
+        if kind < 0.75:
+            piece = ("Ġ" if rng.random() < 0.5 else "") + "".join(rng.choices(letters, k=rng.randint(1, 9)))
+        elif kind < 0.85:
+            piece = "".join(rng.choices("0123456789", k=rng.randint(1, 3)))
+        else:
+            piece = "".join(rng.choices(punct + "Ġ", k=rng.randint(1, 4)))
+        vocab.setdefault(piece, len(vocab))
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    fast.save_pretrained(path)
+    return path
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
     from minisgl_core import LLM, SamplingParams
 
     config = json.loads((Path(args.model) / "config.json").read_text())
-    if args.json_schema and not args.tokenizer:
-        raise SystemExit("--json-schema needs a real tokenizer: --tokenizer PATH (e.g. shared/tokenizers/qwen3)")
-    tok_dir = args.tokenizer or wordlevel_tokenizer(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
+    make = bytelevel_tokenizer if args.json_schema else wordlevel_tokenizer
+    tok_dir = args.tokenizer or make(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
     start = time.perf_counter()
     llm = LLM(
         args.model,
@@ -155,7 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--num-seqs", type=int, default=256)
     p.add_argument("--json-schema", action="store_true", help="constrain every request with BENCH_SCHEMA")
-    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: a word-level one, no grammar)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: synthetic)")
     p.add_argument("--label", default=None)
     p.add_argument("--step-trace", default=None, help="CUDA: write a per-step GPU busy/idle timeline here")
     p.add_argument("--out", default=None, help="append the result as one JSON line to this file")
