@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from minisgl_core.contracts import SamplingParams
 from minisgl_core.server.chat_protocol import ChatFields
 from minisgl_core.server.chat_stream import ChatSettings, merge_delta, message
+from minisgl_core.server.errors import APIError
 from minisgl_core.testing import ReasoningCase, ReasoningParserSuite, ToolCase, ToolParserSuite, pieces_of
 
 WEATHER = {"city": "Paris", "unit": "celsius"}
@@ -168,4 +171,6 @@ def test_forced_tool_choice_schema_and_parsers() -> None:
     for pieces in pieces_of(args):
         assert _no_ids(_stream(settings, body, pieces)) == _no_ids(whole)
     assert settings.constrain(body, SamplingParams()).json_schema == '{"type": "object"}'
+    with pytest.raises(APIError, match="response_format"):
+        settings.constrain(body, SamplingParams(regex="a+"))
     assert ChatSettings.create({}, None, "hermes").forced(body) is None  # no grammar backend: parsed only

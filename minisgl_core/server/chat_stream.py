@@ -66,7 +66,12 @@ class ChatSettings:
     def constrain(self, body: ChatFields, params: SamplingParams) -> SamplingParams:
         """``params`` with the tool-choice schema as its JSON constraint (unchanged when there is none)."""
         schema = self.forced(body)
-        return params if schema is None else dataclasses.replace(params, json_schema=schema)
+        if schema is None:
+            return params
+        if params.constraint is not None:
+            message = "tool_choice 'required' or a named function constrains the output; drop response_format"
+            raise APIError(400, message, "tool_choice")
+        return dataclasses.replace(params, json_schema=schema)
 
     def output(self, body: ChatFields) -> ChatOutput:
         """A fresh parser chain for one choice of ``body``; ``APIError`` when its ``tool_choice`` cannot be
