@@ -174,3 +174,11 @@ def test_forced_tool_choice_schema_and_parsers() -> None:
     with pytest.raises(APIError, match="response_format"):
         settings.constrain(body, SamplingParams(regex="a+"))
     assert ChatSettings.create({}, None, "hermes").forced(body) is None  # no grammar backend: parsed only
+
+
+def test_minisgl_plugins_lists_the_parsers(capsys) -> None:
+    from minisgl_core.cli import main
+
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "reasoning parsers: qwen3, deepseek-r1" in out and "tool-call parsers: hermes, llama3" in out

@@ -7,14 +7,15 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-KINDS = ("attention", "cache", "scheduler", "model", "grammar")
+KINDS = ("attention", "cache", "scheduler", "model", "grammar", "reasoning-parser", "tool-parser")
 
 _SUFFIX = {
-    "attention": "Attention", "cache": "Cache", "scheduler": "Scheduler", "model": "ForCausalLM", "grammar": "Grammar"
+    "attention": "Attention", "cache": "Cache", "scheduler": "Scheduler", "model": "ForCausalLM", "grammar": "Grammar",
+    "reasoning-parser": "ReasoningParser", "tool-parser": "ToolParser",
 }  # fmt: skip
 _MODULE_FILE = {
     "attention": "backend.py", "cache": "policy.py", "scheduler": "policy.py", "model": "model.py",
-    "grammar": "backend.py",
+    "grammar": "backend.py", "reasoning-parser": "parser.py", "tool-parser": "parser.py",
 }  # fmt: skip
 _FLAG = {
     "attention": "--attention {name}",
@@ -22,6 +23,18 @@ _FLAG = {
     "scheduler": "--scheduler {name}",
     "model": "--model ckpt",
     "grammar": "--grammar-backend {name}",
+    "reasoning-parser": "--reasoning-parser {name}",
+    "tool-parser": "--tool-call-parser {name}",
+}
+_PARSER_TRY = {  # a parser runs in the server; here it parses a sample text as the server would feed it
+    "reasoning-parser": 'python -c "from minisgl_core.contracts import ReasoningContext; '
+    "from minisgl_core.testing import run_reasoning; "
+    "print(run_reasoning('{name}', ReasoningContext(), ['<reasoning>plan', '</reasoning>answer']))\"",
+    "tool-parser": 'python -c "from minisgl_core.contracts import ToolParserContext; '
+    "from minisgl_core.testing import run_tools; "
+    "tools = [{{'type': 'function', 'function': {{'name': 'get_weather'}}}}]; "
+    "print(run_tools('{name}', ToolParserContext(tools), "
+    '[\'Sure. <function=get_weather>\', \'{{\\"city\\": \\"Paris\\"}}</function>\']))"',
 }
 _TINY_CHECKPOINT = (
     'python -c "from transformers import LlamaConfig; from minisgl_core.testing import save_random_model; '
@@ -66,6 +79,8 @@ class PluginNames:
         select = _FLAG[kind].format(**names)
         if kind == "model":
             try_it = _TINY_CHECKPOINT.format(**names) + "\nminisgl generate --device cpu --max-tokens 8 --model ckpt"
+        elif kind in _PARSER_TRY:
+            try_it = _PARSER_TRY[kind].format(**names)
         else:
             try_it = _TRY.format(select=select)
         return cls(**names, module_file=_MODULE_FILE[kind], select=select, try_it=try_it)
