@@ -108,6 +108,15 @@ def llama(ckpt, tmp_path_factory, tok):
     (root / "template.jinja").write_text(tok.chat_template)
     flags = ("--tool-call-parser", "llama3", "--chat-template", str(root / "template.jinja"))
     srv = _serve(bare, root / "server.log", *flags)
+    srv.model_path = bare  # type: ignore[attr-defined]
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def bare(llama, tmp_path_factory):
+    """The template-less tokenizer served without --chat-template."""
+    srv = _serve(llama.model_path, tmp_path_factory.mktemp("bare") / "server.log")
     yield srv
     srv.stop()
 
@@ -303,6 +312,25 @@ def test_required_and_named_tool_choice_are_enforced_by_a_json_schema(qwen) -> N
     msg = out.choices[0].message
     assert msg.content is None and [c.function.name for c in msg.tool_calls] == ["get_weather"]
     assert msg.tool_calls[0].function.arguments.startswith('{"city": "')
+
+
+def test_template_fields_through_the_server(qwen, bare, tok) -> None:
+    def prompt_tokens(messages: list[dict], **extra) -> int:
+        return chat(qwen, messages, max_tokens=1, extra_body=extra).usage.prompt_tokens
+
+    template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+    assert prompt_tokens(user("script:nothink hi"), chat_template=template) == len(
+        tok.encode("<user>script:nothink hi", add_special_tokens=False)
+    )
+    partial = [*user("script:nothink hi"), {"role": "assistant", "content": "It is"}]
+    want = tok.apply_chat_template(partial, tokenize=False, continue_final_message=True)
+    got = prompt_tokens(partial, add_generation_prompt=False, continue_final_message=True)
+    assert got == len(tok.encode(want, add_special_tokens=False))
+    with pytest.raises(openai.BadRequestError, match="continue_final_message"):
+        chat(qwen, partial, extra_body={"continue_final_message": True})
+    with pytest.raises(openai.BadRequestError, match="no chat template") as err:
+        chat(bare, user("hi"))
+    assert err.value.body["param"] == "messages"  # type: ignore[index]
 
 
 # -- generation defaults -----------------------------------------------------------------------------------
