@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,12 @@ class GrammarBackend(ABC):
     @abstractmethod
     def matcher(self, compiled: Any) -> GrammarMatcher:
         """A fresh matcher at the start of ``compiled`` (step loop thread; must be cheap)."""
+
+    def fill_bitmasks(self, matchers: Sequence[GrammarMatcher], bitmask: torch.Tensor, rows: Sequence[int]) -> None:
+        """:meth:`GrammarMatcher.fill_bitmask` of ``matchers[i]`` into row ``rows[i]``, for a step's constrained
+        requests at once (step loop thread); the default goes one by one, a backend may fill in parallel."""
+        for matcher, row in zip(matchers, rows):
+            matcher.fill_bitmask(bitmask, row)
 
     def allocate_bitmask(self, rows: int, vocab_size: int) -> torch.Tensor:
         """A host bitmask of ``rows`` rows, every token allowed."""

@@ -11,7 +11,6 @@ this step's forward.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,15 +22,9 @@ import torch
 from minisgl_core.contracts.grammar import Constraint, GrammarBackend
 from minisgl_core.contracts.request import FinishReason, Req
 
-logger = logging.getLogger("minisgl.grammar")
-
 CACHE_ENTRIES = 1024
-FIELDS = {"json_schema": "json_schema", "json_object": "json_schema", "regex": "regex", "grammar": "grammar"}
-
-
-def constraint_field(constraint: Constraint) -> str:
-    """The :class:`SamplingParams` field a constraint came from (what an error names)."""
-    return FIELDS.get(constraint.kind, constraint.kind)
+FIELDS = {"json_object": "json_schema"}
+"""Constraint kind -> the :class:`SamplingParams` field it came from, where they differ (errors name it)."""
 
 
 class GrammarManager:
@@ -48,9 +41,7 @@ class GrammarManager:
         self._buffers: list[torch.Tensor] = []
         self._next = 0
         self._rows, self._pin = rows, pin
-        self.fill_seconds = 0.0
-        """Host time spent filling bitmasks (and advancing matchers' masks), cumulative."""
-        self.fill_steps = 0
+        self.fill_seconds, self.fill_steps = 0.0, 0  # host time filling bitmasks, and steps, cumulative
 
     # -- compiling (worker thread) ----------------------------------------------------------------------
 
@@ -78,16 +69,14 @@ class GrammarManager:
         try:
             self.submit(constraint).result(timeout)
         except ValueError as exc:
-            raise ValueError(f"{constraint_field(constraint)}: {exc}") from None
+            raise ValueError(f"{FIELDS.get(constraint.kind, constraint.kind)}: {exc}") from None
 
     # -- the step loop ----------------------------------------------------------------------------------
 
     def take_ready(self, compiling: list[Req]) -> tuple[list[Req], list[tuple[Req, str, str]]]:
         """Of ``compiling`` (updated in place to those still compiling): the requests whose grammar compiled
         (now holding a matcher), and ``(request, message, field)`` of those whose grammar failed."""
-        ready: list[Req] = []
-        failed: list[tuple[Req, str, str]] = []
-        still: list[Req] = []
+        ready, failed, still = [], [], []  # type: ignore[var-annotated]
         for req in compiling:
             constraint = req.params.constraint
             assert constraint is not None
@@ -95,7 +84,7 @@ class GrammarManager:
             if not fut.done():
                 still.append(req)
             elif (exc := fut.exception()) is not None:
-                field = constraint_field(constraint)
+                field = FIELDS.get(constraint.kind, constraint.kind)
                 failed.append((req, f"{field}: {exc}" if isinstance(exc, ValueError) else f"{field}: {exc!r}", field))
             else:
                 assert self._backend is not None
@@ -104,12 +93,6 @@ class GrammarManager:
                 ready.append(req)
         compiling[:] = still
         return ready, failed
-
-    def wait_any(self, compiling: list[Req], timeout: float) -> None:
-        """Block up to ``timeout`` seconds for one of ``compiling``'s grammars (the loop has nothing else)."""
-        futures = [self.submit(r.params.constraint) for r in compiling]  # type: ignore[arg-type]
-        if futures:
-            wait(futures, timeout, return_when=FIRST_COMPLETED)
 
     def has_live(self) -> bool:
         """True while some unfinished request holds a matcher."""
@@ -127,21 +110,22 @@ class GrammarManager:
         mask = self._buffers[self._next][: len(sampled)]
         self._next ^= 1
         mask.fill_(-1)
-        dead = []
-        for i, req in enumerate(sampled):
-            if req.grammar is None or req.finished:
-                continue
-            req.grammar.fill_bitmask(mask, i)
-            if not bool(mask[i].any()):
-                mask[i] = -1
-                dead.append(req)
-        return mask, dead
+        rows = [i for i, req in enumerate(sampled) if req.grammar is not None and not req.finished]
+        if not rows:
+            return mask, []
+        assert self._backend is not None
+        self._backend.fill_bitmasks([sampled[i].grammar for i in rows], mask, rows)
+        index = torch.tensor(rows)
+        dead_rows = index[(mask[index] == 0).all(dim=1)]
+        mask[dead_rows] = -1
+        return mask, [sampled[i] for i in dead_rows.tolist()]
 
     def admit_compiled(self, sched: Any) -> None:
         """Move the requests whose grammar compiled to ``sched``'s waiting queue; those whose grammar failed
         end (``abort``) and go to ``sched.grammar_errors`` for the caller to report."""
-        if not (sched.waiting or sched.running):
-            self.wait_any(sched.compiling, 0.005)  # nothing else to do: wait a little rather than spin
+        if not (sched.waiting or sched.running):  # nothing else to do: wait a little rather than spin
+            futures = [self.submit(r.params.constraint) for r in sched.compiling]
+            wait(futures, 0.005, return_when=FIRST_COMPLETED)
         ready, failed = self.take_ready(sched.compiling)
         sched.waiting += ready
         for req, _, _ in failed:

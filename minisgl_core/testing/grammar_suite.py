@@ -165,6 +165,25 @@ class GrammarBackendSuite(ConformanceSuite):
         assert matcher.accept(ids["c"]) and not matcher.is_terminated()
         assert self.allowed(grammar, matcher, vocab) == [tokenizer.eos_token_id]
 
+    def test_batch_fill_equals_one_by_one(self, grammar: GrammarBackend, tokenizer: Any) -> None:
+        kind, spec = ("regex", REGEXES[0]) if "regex" in self.kinds else ("choice", '["alpha", "beta", "gamma"]')
+        self.needs(kind)
+        compiled, vocab, rng = grammar.compile(Constraint(kind, spec)), len(tokenizer) + PADDING, random.Random(1)
+        matchers = []
+        for i in range(12):  # matchers at different positions
+            matcher = grammar.matcher(compiled)
+            for _ in range(i % 4):
+                allowed = [t for t in self.allowed(grammar, matcher, vocab) if t != tokenizer.eos_token_id]
+                if allowed:
+                    assert matcher.accept(rng.choice(allowed))
+            matchers.append(matcher)
+        rows = [2 * i + 1 for i in range(len(matchers))]
+        one, batch = grammar.allocate_bitmask(25, vocab), grammar.allocate_bitmask(25, vocab)
+        for matcher, row in zip(matchers, rows):
+            matcher.fill_bitmask(one, row)
+        grammar.fill_bitmasks(matchers, batch, rows)
+        assert torch.equal(one, batch), "fill_bitmasks differs from fill_bitmask row by row (or wrote other rows)"
+
     def test_rollback_restores_the_state(self, grammar: GrammarBackend, tokenizer: Any) -> None:
         self.needs("regex")
         if grammar.max_rollback_tokens < 2:

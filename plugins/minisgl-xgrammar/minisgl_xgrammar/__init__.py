@@ -17,5 +17,5 @@ def minisgl_register_grammar_backends(register) -> None:  # noqa: ANN001 - the c
         "xgrammar",
         "minisgl_xgrammar.backend:XGrammarBackend",
         description="JSON Schema, JSON, regex, EBNF/GBNF and choice constraints (xgrammar)",
-        options=("any_whitespace", "max_threads"),
+        options=("any_whitespace", "max_threads", "fill_threads"),
     )
