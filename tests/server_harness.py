@@ -66,6 +66,7 @@ class ServerProcess:
         for line in text.splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
+                name = re.sub(r'model_name="[^"]*",?', "", name).replace(",}", "}").replace("{}", "")
                 out[name] = float(value)
         return out
 

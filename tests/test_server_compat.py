@@ -6,6 +6,7 @@ the native ``/generate`` batch form with logprobs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import openai
@@ -157,3 +158,37 @@ def test_generate_batch_n_and_logprobs(http) -> None:
     assert [len(b["output_ids"]) for b in per.json()] == [4, 2]
     bad = http.post("/generate", json={"text": ["ab", "cd"], "sampling_params": [sp]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "sampling_params"
+
+
+def test_metrics_carry_model_name_and_request_series(server, http) -> None:
+    http.post("/v1/completions", json={"prompt": "metrics", "max_tokens": 3, "ignore_eos": True})
+    server.wait_idle()
+    text = http.get("/metrics").text
+    series = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert series and all('model_name="' in line for line in series), [s for s in series if "model_name" not in s]
+    m = server.metrics()
+    for name in ("queue_time", "prefill_time", "decode_time", "prompt_tokens", "generation_tokens"):
+        assert m[f"minisgl_request_{name}{'_seconds' if 'time' in name else ''}_count"] > 0, name
+    assert m["minisgl_request_prefill_time_seconds_sum"] > 0 and m["minisgl_request_decode_time_seconds_sum"] > 0
+    assert m['minisgl_requests_total{finish_reason="length"}'] > 0
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text()
+    families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    missing = [f for f in families if not f.endswith("_created") and f.removesuffix("_total") not in documented]
+    assert not missing, f"docs/server.md does not list {missing}"
+
+
+def test_extensions_are_documented() -> None:
+    """The allow-list: every field the request models declare beyond OpenAI's is in docs/server.md."""
+    import typing
+
+    from openai.types import completion_create_params as cp
+    from openai.types.chat import completion_create_params as ccp
+
+    from minisgl_core.server.protocol_chat import ChatCompletionRequest
+    from minisgl_core.server.protocol_completion import CompletionRequest
+
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "server.md").read_text()
+    for model, params in ((CompletionRequest, cp.CompletionCreateParamsBase),
+                          (ChatCompletionRequest, ccp.CompletionCreateParamsBase)):  # fmt: skip
+        extra = set(model.model_fields) - set(typing.get_type_hints(params)) - {"stream"}
+        assert not [f for f in extra if f"`{f}`" not in documented], extra

@@ -21,6 +21,8 @@ class TokenLogprob:
     logprob: float
     top: list[tuple[int, float]]
     """``(token_id, logprob)`` of the ``SamplingParams.logprobs`` most likely tokens, most likely first."""
+    rank: int = 0
+    """1 + the number of tokens more likely than this one (prompt tokens; 0: not computed)."""
 
 
 class FinishReason(str, Enum):
@@ -49,6 +51,8 @@ class Req:
     arrival: int
     """Submission order: a sequence number per engine process, lower is earlier (not a time)."""
     arrival_time: float = 0.0
+    admit_time: float = 0.0
+    """When the request was first admitted (left the waiting queue), on the same clock."""
     """When the request was submitted, in seconds on the scheduler's clock (``SchedulerView.now``)."""
     output_ids: list[int] = field(default_factory=list)
     row: int | None = None
@@ -64,6 +68,8 @@ class Req:
     finish_reason: FinishReason | None = None
     grammar: Any = None
     """The request's :class:`minisgl_core.contracts.GrammarMatcher` once its constraint compiled (else None)."""
+    prompt_logprobs: list[TokenLogprob] = field(default_factory=list)
+    """Prompt tokens 1.. scored so far (``params.prompt_logprobs``; token 0 has nothing before it)."""
     user_data: Any = None
     """Free slot for whoever submitted the request (the offline API, the server)."""
 

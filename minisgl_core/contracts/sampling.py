@@ -54,6 +54,9 @@ class SamplingParams:
     regex: str | None = setting(None, "the output matches this regular expression", cli=False)
     grammar: str | None = setting(None, "the output is derived from this EBNF/GBNF grammar's root rule", cli=False)
     choice: list[str] | None = setting(None, "the output is exactly one of these strings", cli=False)
+    prompt_logprobs: int | None = setting(
+        None, "return the logprob of each prompt token and of this many top alternatives (0-20)", cli=False
+    )
     logprobs: int | None = setting(
         None, "return the logprob of each sampled token and of this many top alternatives (0-20)", cli=False
     )
@@ -136,6 +139,7 @@ class SamplingParams:
             (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty", "must be in [-2, 2]"),
             (0.0 < self.repetition_penalty <= 10.0, "repetition_penalty", "must be in (0, 10]"),
             (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs", "must be in [0, 20]"),
+            (self.prompt_logprobs is None or 0 <= self.prompt_logprobs <= 20, "prompt_logprobs", "must be in [0, 20]"),
         ]
         _check_constraint(self)
         if self.seed is not None and not isinstance(self.seed, int):

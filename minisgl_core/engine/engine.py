@@ -22,6 +22,7 @@ from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
 from minisgl_core.engine.plan import StepPlan
+from minisgl_core.engine.prompt_logprobs import PromptLogprobs, prompt_positions, score
 from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
 from minisgl_core.kv import KVPool, PageTable, kv_pages
 from minisgl_core.parallel import broadcast_object, broadcast_tensor, get_tp, resolve_device, set_tp
@@ -89,6 +90,8 @@ class Engine:
         self.sampler = Sampler(self.device, config.seed)
         self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
         self.graph_runner: CudaGraphRunner | None = None
+        self._prompt: PromptLogprobs | None = None
+        """Prompt logprobs computed by the forward of the step being run, until its sampling."""
 
     def _create_backends(self) -> tuple[AttentionBackend, AttentionBackend]:
         """The prefill and decode backends (one shared instance when both names agree)."""
@@ -219,6 +222,7 @@ class Engine:
             sampling = dataclasses.replace(sampling, mask=mask)
         sampling = sampling.to(self.device)
         result = self.sampler.sample(logits, sampling)
+        result.prompt, self._prompt = self._prompt, None
         broadcast_tensor(result.tokens)  # every rank continues with rank 0's tokens
         if plan.sample:
             sample_rows = sampling.ints[:, 3]
@@ -250,9 +254,18 @@ class Engine:
             _, logits = runner.replay(plan)
         else:
             batch = self.make_batch(plan)
+            extra = 0
+            if plan.prompt_logprobs:  # also the logits of every prompt position these requests score
+                idx = prompt_positions(plan.q_lens, plan.prompt_logprobs)
+                extra = len(idx)
+                batch.sample_indices = torch.cat([self._to_device(torch.from_numpy(idx)), batch.sample_indices])
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
             batch.attn.prepare(batch)
             logits = self.model(batch)
+            if extra:
+                assert plan.prompt_targets is not None
+                self._prompt = score(logits[:extra], self._to_device(plan.prompt_targets), plan.prompt_top)
+                logits = logits[extra:]
         return logits
 
     def _init_penalties(self, plan: StepPlan) -> None:
@@ -274,8 +287,9 @@ class Engine:
             return host.copy_(t, non_blocking=True)
 
         host = SampleResult(
-            to_host(result.tokens), to_host(result.logprobs), to_host(result.top_ids), to_host(result.top_logprobs)
-        )  # type: ignore[arg-type]
+            to_host(result.tokens), to_host(result.logprobs), to_host(result.top_ids), to_host(result.top_logprobs),
+            result.prompt.to_host(to_host) if result.prompt is not None else None,
+        )  # type: ignore[arg-type]  # fmt: skip
         event = torch.cuda.Event()
         event.record()
         return StepOutput(host, event)

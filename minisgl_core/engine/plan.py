@@ -58,6 +58,12 @@ class StepPlan:
         kv_lens = [r.kv_len for r in reqs]
         return cls(phase, rows, q_lens, kv_lens, slots, sample, sampling, table_writes=table_writes)  # type: ignore[arg-type]
 
+    prompt_logprobs: list[tuple[int, int]] = field(default_factory=list)
+    """``(i, count)``: request ``i`` scores the prompt tokens after its first ``count`` tokens of this step
+    (``prompt_targets``, concatenated, holds those tokens; ``prompt_top`` alternatives are kept)."""
+    prompt_targets: torch.Tensor | None = None
+    prompt_top: int = 0
+
     @property
     def batch_size(self) -> int:
         return len(self.rows)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from minisgl_core.contracts.sampling import BIASED, FILTERED, LOGPROBS, PENALIZED, SAMPLED, SEEDED, SamplingParams
+from minisgl_core.engine.prompt_logprobs import PromptLogprobs
 from minisgl_core.kernels import ops, use_triton
 
 _MASK32 = 0xFFFFFFFF
@@ -112,6 +113,8 @@ class SampleResult:
     logprobs: torch.Tensor | None = None  # float32 [S]
     top_ids: torch.Tensor | None = None  # int64 [S, K]
     top_logprobs: torch.Tensor | None = None  # float32 [S, K]
+    prompt: PromptLogprobs | None = None
+    """Logprobs of prompt tokens scored in this step (``StepPlan.prompt_logprobs``)."""
 
 
 def apply_bitmask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

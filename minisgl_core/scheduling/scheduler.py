@@ -23,6 +23,7 @@ from minisgl_core.contracts.scheduler import SchedulingPolicy
 from minisgl_core.engine import Engine, StepOutput, StepPlan
 from minisgl_core.scheduling.grammar import GrammarManager
 from minisgl_core.scheduling.kv_manager import KVManager, pages_for, reusable_ids
+from minisgl_core.scheduling.prompt_scores import PromptScores
 from minisgl_core.scheduling.step_stats import StepStats, step_kind
 from minisgl_core.scheduling.updates import ReqUpdate, read_tokens
 
@@ -120,8 +121,7 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------------------------
 
     def step(self) -> list[ReqUpdate]:
-        """Plan and launch one step, and return the outputs of the step before it (or of this one when
-        overlap is off)."""
+        """Plan and launch one step; return the outputs of the step before it (of this one without overlap)."""
         start = time.perf_counter()
         if self.compiling:
             self.grammar.admit_compiled(self)  # type: ignore[union-attr]
@@ -165,7 +165,7 @@ class Scheduler:
 
     def _process(self, flight: _InFlight) -> list[ReqUpdate]:
         assert flight.output is not None
-        return read_tokens(self, flight.sampled, flight.output.wait())
+        return read_tokens(self, flight.sampled, flight.output.wait(), flight.plan, flight.reqs)
 
     # -- planning ---------------------------------------------------------------------------------------
 
@@ -185,9 +185,11 @@ class Scheduler:
         slots: list[torch.Tensor] = []
         ids: list[int] = []
         penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        scored = PromptScores()
 
         def take(req: Req, n: int) -> None:  # allocate at once, so the next decision sees what is left
             start = req.kv_len
+            scored.add(req, len(reqs), start, n)
             slots.append(self.kv.extend(req, n))
             ids.extend(req.all_ids[start : start + n])
             reqs.append(req)
@@ -206,9 +208,8 @@ class Scheduler:
             if n is None:
                 break
             if req.params.has_penalties:
-                penalty_init.append(
-                    (req.row, torch.tensor(req.prompt_ids), torch.tensor(req.output_ids, dtype=torch.int64))
-                )
+                outs = torch.tensor(req.output_ids, dtype=torch.int64)
+                penalty_init.append((req.row, torch.tensor(req.prompt_ids), outs))
             take(req, n)
             budget -= n
         if not reqs:
@@ -227,6 +228,7 @@ class Scheduler:
         plan.input_ids = torch.tensor(ids, dtype=torch.int64)
         plan.num_device_inputs = len(decodes)
         plan.penalty_init = penalty_init
+        scored.into(plan)
         for i in completed:  # prompts completed by this step: share them now (the next plan moves rows)
             self.kv.cache_prompt(reqs[i])
         return plan, reqs, [reqs[i] for i in sampled_idx]
@@ -259,7 +261,7 @@ class Scheduler:
         self.running.append(req)
         self.kv.admit(req, match.length, match.slots, match.handle)
         if req.num_retractions == 0:
-            req.num_cached_tokens = match.length
+            req.num_cached_tokens, req.admit_time = match.length, self.now
         self.policy.on_admit(req, self)
         return chunk
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from minisgl_core.contracts.request import FinishReason, Req, TokenLogprob
-from minisgl_core.engine import SampleResult
+from minisgl_core.engine import SampleResult, StepPlan
+from minisgl_core.scheduling.prompt_scores import read_prompt_scores
 
 
 @dataclass(slots=True)
@@ -19,6 +20,8 @@ class ReqUpdate:
     finish_reason: FinishReason | None
     logprobs: list[TokenLogprob] | None = None
     """One entry per new token when the request asked for ``logprobs``."""
+    prompt_logprobs: list[TokenLogprob] | None = None
+    """With the first token of a request that asked for ``prompt_logprobs``: prompt tokens 1.. scored."""
 
 
 def token_logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]:
@@ -30,9 +33,14 @@ def token_logprobs(result: SampleResult, i: int, top: int) -> list[TokenLogprob]
     return [TokenLogprob(int(result.tokens[i]), float(result.logprobs[i]), alternatives)]
 
 
-def read_tokens(sched: Any, sampled: list[Req], result: SampleResult) -> list[ReqUpdate]:
+def read_tokens(
+    sched: Any, sampled: list[Req], result: SampleResult, plan: StepPlan, reqs: list[Req]
+) -> list[ReqUpdate]:
     """Append one step's tokens to its sampled requests (``result`` on the host), advance their grammars and
-    end those that stop (``sched.finish``); requests finished while the step was in flight are skipped."""
+    end those that stop (``sched.finish``); requests finished while the step was in flight are skipped.
+    Prompt tokens the step scored go to their requests first (``read_prompt_scores``)."""
+    if result.prompt is not None:
+        read_prompt_scores(plan, reqs, result.prompt)
     tokens = result.tokens.tolist()
     updates = []
     for i, (req, token) in enumerate(zip(sampled, tokens)):
@@ -48,5 +56,6 @@ def read_tokens(sched: Any, sampled: list[Req], result: SampleResult) -> list[Re
         if reason is not None:
             sched.finish(req, reason)
         logprobs = token_logprobs(result, i, req.params.logprobs) if req.params.logprobs is not None else None
-        updates.append(ReqUpdate(req, [token], reason, logprobs))
+        prompt = req.prompt_logprobs if req.params.prompt_logprobs is not None and len(req.output_ids) == 1 else None
+        updates.append(ReqUpdate(req, [token], reason, logprobs, prompt))
     return updates

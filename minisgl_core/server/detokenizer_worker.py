@@ -24,7 +24,6 @@ from minisgl_core.server.messages import (
     EngineOutputs,
     RequestOutput,
     TokenLogprobOut,
-    TokenUpdate,
     WorkerReady,
 )
 from minisgl_core.server.threads import use_one_torch_thread
@@ -89,7 +88,7 @@ class Detokenizer:
             if reason is not None:
                 text += detok.flush(keep_partial=True)  # final text == one-shot decode, like LLM.generate
                 del self.states[u.rid]
-            lps = self._logprobs(u) if state.logprobs and u.logprobs else None
+            lps = self._logprobs(u.logprobs) if state.logprobs and u.logprobs else None
             outputs.append(
                 RequestOutput(
                     u.rid,
@@ -101,6 +100,8 @@ class Detokenizer:
                     u.cached_tokens,
                     lps,
                     matched,
+                    prompt_logprobs=self._logprobs(u.prompt_logprobs) if u.prompt_logprobs else None,
+                    timing=u.timing,
                 )
             )
         return outputs, aborts
@@ -112,11 +113,12 @@ class Detokenizer:
             self._token_text[token_id] = text
         return text
 
-    def _logprobs(self, u: TokenUpdate) -> list[TokenLogprobOut]:
+    def _logprobs(self, entries: list) -> list[TokenLogprobOut]:
+        """``(token, logprob, top[, rank])`` tuples with their tokens' text and bytes."""
         t, b = self.token_text, self._token_bytes
         return [
-            TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top], b(tok), [b(i) for i, _ in top])
-            for tok, lp, top in u.logprobs or ()
+            TokenLogprobOut(tok, t(tok), lp, [(i, t(i), v) for i, v in top], b(tok), [b(i) for i, _ in top], *rank)
+            for tok, lp, top, *rank in entries
         ]
 
 

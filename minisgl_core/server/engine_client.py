@@ -123,7 +123,8 @@ def _merge(a: RequestOutput, b: RequestOutput) -> RequestOutput:
     logprobs = (a.logprobs or []) + (b.logprobs or []) if a.logprobs is not None or b.logprobs is not None else None
     return RequestOutput(
         b.rid, a.text + b.text, a.token_ids + b.token_ids, b.finish_reason, b.prompt_tokens, b.completion_tokens,
-        b.cached_tokens, logprobs, b.matched_stop,
+        b.cached_tokens, logprobs, b.matched_stop, a.prompt_text or b.prompt_text,
+        a.prompt_logprobs or b.prompt_logprobs,
     )  # fmt: skip
 
 

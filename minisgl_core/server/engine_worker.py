@@ -9,6 +9,7 @@ process blocks on its socket. Aborted requests are released at once and reported
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -57,6 +58,8 @@ class EngineWorker:
         self.reqs: dict[str, Req] = {}
         self.new: list[DetokRequest] = []
         self.updates: list[TokenUpdate] = []
+        self.first_token: dict[str, float] = {}
+        """When each running request's first token was read (the scheduler's clock)."""
         self.prompt_tokens = 0
         self.cached_prompt_tokens = 0
         self.generation_tokens = 0
@@ -82,7 +85,7 @@ class EngineWorker:
             self._flush()  # accepted requests are announced before the step that prefills them runs
             if scheduler.has_work():
                 for u in scheduler.step():
-                    self._add_update(u.req, u.new_token_ids, u.finish_reason, u.logprobs)
+                    self._add_update(u.req, u.new_token_ids, u.finish_reason, u.logprobs, u.prompt_logprobs)
             if self.held:
                 self._release_held()
             self._flush()
@@ -142,18 +145,33 @@ class EngineWorker:
         for rid in [rid for rid in self.held if id(self.reqs[rid]) not in compiling]:
             self.new.append(self.held.pop(rid))
 
-    def _add_update(self, req: Req, tokens: list[int], reason: FinishReason | None, logprobs: Any) -> None:
+    def _add_update(
+        self, req: Req, tokens: list[int], reason: FinishReason | None, logprobs: Any, prompt: Any = None
+    ) -> None:
         lps = None
         if logprobs is not None:
             lps = [(lp.token_id, float(lp.logprob), [(int(t), float(v)) for t, v in lp.top]) for lp in logprobs]
         self.generation_tokens += len(tokens)
+        if tokens and req.user_data not in self.first_token:
+            self.first_token[req.user_data] = self.scheduler.now
         update = TokenUpdate(req.user_data, tokens, None if reason is None else reason.value, lps)
+        if prompt is not None:  # the first prompt token has nothing before it: NaN
+            first = [(req.prompt_ids[0], math.nan, [], 0)]
+            update.prompt_logprobs = first + [(lp.token_id, lp.logprob, lp.top, lp.rank) for lp in prompt]
         if reason is not None:
             update.cached_tokens = req.num_cached_tokens
+            update.timing = self._timing(req)
             self.prompt_tokens += len(req.prompt_ids)
             self.cached_prompt_tokens += req.num_cached_tokens
             self.reqs.pop(req.user_data, None)
         self.updates.append(update)
+
+    def _timing(self, req: Req) -> tuple[float, float, float]:
+        """Seconds queued, prefilling (admission to first token) and decoding (first token to now)."""
+        now = self.scheduler.now
+        first = self.first_token.pop(req.user_data, now)
+        admitted = req.admit_time or now
+        return max(admitted - req.arrival_time, 0.0), max(first - admitted, 0.0), max(now - first, 0.0)
 
     def _flush(self) -> None:
         if self.new or self.updates:

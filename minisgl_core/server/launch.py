@@ -138,7 +138,7 @@ def _listen_socket(host: str, port: int) -> socket.socket:
 
 async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on_ready: ReadyCallback | None) -> int:
     """Handshake with the workers, then serve HTTP until asked to stop; returns the exit code."""
-    metrics = Metrics()
+    metrics = Metrics(args.served_model_name or config.model)
     client = EngineClient(workers.addrs, metrics)
     try:
         await client.wait_ready(workers.dead)

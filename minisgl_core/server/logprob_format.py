@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
+
 from minisgl_core.server.messages import TokenLogprobOut
 
 
@@ -55,3 +57,22 @@ def sglang_logprobs(lps: list[TokenLogprobOut]) -> tuple[list, list]:
         values.append([None if missing else lp.logprob, lp.token_id, None])
         tops.append(None if missing else [[v, i, None] for i, _, v in lp.top])
     return values, tops
+
+
+def vllm_prompt_logprobs(lps: list[TokenLogprobOut], top: int) -> list[dict[str, Any] | None]:
+    """vLLM's ``prompt_logprobs``: per prompt token ``None`` (the first) or ``{token id: {logprob, rank,
+    decoded_token}}`` holding the token itself and its ``top`` most likely alternatives (ranks 1..top)."""
+    out: list[dict[str, Any] | None] = []
+    for lp in lps:
+        if math.isnan(lp.logprob):
+            out.append(None)
+            continue
+        entry = {str(i): {"logprob": v, "rank": r, "decoded_token": t} for r, (i, t, v) in enumerate(lp.top[:top], 1)}
+        entry.setdefault(str(lp.token_id), {"logprob": lp.logprob, "rank": lp.rank, "decoded_token": lp.token})
+        out.append(entry)
+    return out
+
+
+def with_top(lps: list[TokenLogprobOut], top: int) -> list[TokenLogprobOut]:
+    """``lps`` keeping ``top`` alternatives each (prompt tokens are scored with the most any field asked)."""
+    return [msgspec.structs.replace(lp, top=lp.top[:top], top_raw=lp.top_raw[:top]) for lp in lps]

@@ -110,6 +110,11 @@ class TokenUpdate(msgspec.Struct, array_like=True):
     finish_reason: str | None = None
     logprobs: list[tuple[int, float, list[tuple[int, float]]]] | None = None
     cached_tokens: int = 0
+    timing: tuple[float, float, float] | None = None
+    """With the finish: seconds the request spent queued, prefilling (to its first token) and decoding."""
+    prompt_logprobs: list[tuple[int, float, list[tuple[int, float]], int]] | None = None
+    """Every prompt token's ``(token, logprob, top, rank)`` (the first one's logprob NaN), with the first
+    sampled token of a request that asked for ``prompt_logprobs``."""
 
 
 class EngineOutputs(msgspec.Struct, tag=True, array_like=True):
@@ -131,6 +136,7 @@ class TokenLogprobOut(msgspec.Struct, array_like=True):
     top: list[tuple[int, str, float]]
     raw: bytes = b""
     top_raw: list[bytes] = []
+    rank: int = 0
 
 
 class RequestOutput(msgspec.Struct, array_like=True):
@@ -149,6 +155,8 @@ class RequestOutput(msgspec.Struct, array_like=True):
     logprobs: list[TokenLogprobOut] | None = None
     matched_stop: int | str | None = None
     prompt_text: str | None = None
+    prompt_logprobs: list[TokenLogprobOut] | None = None
+    timing: tuple[float, float, float] | None = None
 
 
 class DetokOutputs(msgspec.Struct, tag=True, array_like=True):

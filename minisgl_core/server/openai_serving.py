@@ -46,6 +46,7 @@ class Choice:
         self.token_ids: list[int] = []
         self.logprobs: list[TokenLogprobOut] = []
         self.prompt_text: str | None = None
+        self.prompt_logprobs: list[TokenLogprobOut] | None = None
         self.last: RequestOutput | None = None
 
     def add(self, out: RequestOutput) -> None:
@@ -55,6 +56,8 @@ class Choice:
             self.logprobs += out.logprobs
         if out.prompt_text is not None:
             self.prompt_text = out.prompt_text
+        if out.prompt_logprobs is not None:
+            self.prompt_logprobs = out.prompt_logprobs
         self.last = out
 
     @property

@@ -24,6 +24,8 @@ class CompletionRequest(SamplingFields):
     logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     echo: Bool | None = None
     best_of: Annotated[int, Strict(), Field(ge=1, le=MAX_CHOICES)] | None = None
+    prompt_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
+    """vLLM's extension: each prompt token's logprob and this many top alternatives, in ``prompt_logprobs``."""
 
     def prompts(self) -> list[str | list[int]]:
         """The prompt(s) as a list: one text or one token-id list per prompt."""
@@ -33,6 +35,12 @@ class CompletionRequest(SamplingFields):
         if p and isinstance(p[0], int):
             return [list(p)]  # type: ignore[arg-type]
         return list(p)  # type: ignore[arg-type]
+
+    @property
+    def prompt_scores(self) -> int | None:
+        """How many alternatives of each prompt token the engine must keep (``None``: no prompt logprobs)."""
+        wanted = [k for k in (self.prompt_logprobs, self.logprobs if self.echo else None) if k is not None]
+        return max(wanted) if wanted else None
 
     @property
     def num_samples(self) -> int:

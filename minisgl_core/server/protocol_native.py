@@ -42,7 +42,9 @@ class GenerateSampling(BaseModel):
     regex: Annotated[str, Strict(), Field(min_length=1)] | None = None
     ebnf: Annotated[str, Strict(), Field(min_length=1)] | None = None
 
-    def sampling_params(self, logprobs: int | None, defaults: Mapping[str, Any] | None = None) -> SamplingParams:
+    def sampling_params(
+        self, logprobs: int | None, defaults: Mapping[str, Any] | None = None, prompt_logprobs: int | None = None
+    ) -> SamplingParams:
         """Fields the request sets, over ``defaults`` (the model's generation config), over these."""
         skip = {"max_new_tokens", "n", "min_new_tokens", "ebnf"}
         values = self.model_dump(exclude=skip)
@@ -50,8 +52,9 @@ class GenerateSampling(BaseModel):
         values = {**values, **{k: v for k, v in (defaults or {}).items() if k in values}, **given}
         max_tokens = INT32_MAX if self.max_new_tokens is None else self.max_new_tokens
         return SamplingParams(
-            **values, logprobs=logprobs, min_tokens=self.min_new_tokens, max_tokens=max_tokens, grammar=self.ebnf
-        )
+            **values, logprobs=logprobs, prompt_logprobs=prompt_logprobs, min_tokens=self.min_new_tokens,
+            max_tokens=max_tokens, grammar=self.ebnf,
+        )  # fmt: skip
 
 
 class GenerateRequest(BaseModel):

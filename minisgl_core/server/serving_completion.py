@@ -2,7 +2,9 @@
 
 ``best_of`` larger than ``n`` samples ``best_of`` choices per prompt and returns the ``n`` with the highest
 cumulative logprob (usage counts every sampled token: they were generated). ``echo`` puts the prompt's text
-before each choice's text. A stream's first chunk per choice leaves at the engine's acceptance (empty
+before each choice's text (with its tokens' logprobs when ``logprobs`` is set: the prompt is then scored by
+the engine, and a stream sends the echo with the first token); ``prompt_logprobs`` (vLLM) adds each prompt
+token's logprob and top alternatives. A stream's first chunk per choice leaves at the engine's acceptance (empty
 text, or the echoed prompt).
 """
 
@@ -15,10 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.asgi import SSEResponse
 from minisgl_core.server.errors import APIError
-from minisgl_core.server.logprob_format import completion_logprobs
-from minisgl_core.server.messages import RequestOutput, TokenizeRequest
+from minisgl_core.server.logprob_format import completion_logprobs, vllm_prompt_logprobs, with_top
+from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
 from minisgl_core.server.openai_serving import Choice, OpenAIServing, json_response
 from minisgl_core.server.protocol_completion import CompletionRequest
 
@@ -28,8 +31,6 @@ def _check(body: CompletionRequest) -> None:
         raise APIError(400, "'best_of' must be at least 'n'", "best_of")
     if body.streaming and body.num_samples != body.num_choices:
         raise APIError(400, "'best_of' larger than 'n' cannot be streamed", "best_of")
-    if body.echo and body.logprobs is not None:
-        raise APIError(400, "'echo' with 'logprobs' (prompt-token logprobs) is not implemented yet", "echo")
 
 
 def _best(choices: list[Choice], per_prompt: int, n: int) -> list[Choice]:
@@ -49,9 +50,13 @@ async def completions(s: OpenAIServing, body: CompletionRequest, raw: Request) -
     _check(body)
     n, per_prompt = body.num_choices, body.num_samples
     ranking = per_prompt > n and body.logprobs is None  # logprobs needed to rank, not returned
-    params = s.params(
-        body, lambda: body.sampling_params(0 if ranking else body.logprobs, body.max_tokens, s.settings.defaults)
-    )
+
+    def build() -> SamplingParams:
+        params = body.sampling_params(0 if ranking else body.logprobs, body.max_tokens, s.settings.defaults)
+        params.prompt_logprobs = body.prompt_scores
+        return params
+
+    params = s.params(body, build)
     echo, default = bool(body.echo), s.settings.defaults.get("max_tokens", 16)
     reqs = []
     for p in body.prompts():
@@ -62,38 +67,56 @@ async def completions(s: OpenAIServing, body: CompletionRequest, raw: Request) -
         )
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
     gen, first = await s.start(reqs, raw, body)
+    scored_echo = echo and body.logprobs is not None  # the echo waits for its logprobs (with the first token)
+
+    def prompt_part(prompt_text: str | None, prompt_lps: list[TokenLogprobOut] | None) -> tuple[str, list]:
+        """The echoed text and its tokens' logprobs (with ``logprobs`` alternatives) for a choice."""
+        if not scored_echo:
+            return prompt_text or "", []
+        return (prompt_text or "", with_top(prompt_lps, body.logprobs or 0)) if prompt_lps is not None else ("", [])
+
+    def extras(choice: dict[str, Any], prompt_lps: list[TokenLogprobOut] | None) -> dict[str, Any]:
+        if body.prompt_logprobs is not None and prompt_lps is not None:
+            choice["prompt_logprobs"] = vllm_prompt_logprobs(prompt_lps, body.prompt_logprobs)
+        return choice
+
     if body.streaming:
         started = [False] * len(gen.rids)
         offsets = [0] * len(gen.rids)
+        echoes: list[str | None] = [None] * len(gen.rids)
 
         def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-            text = (out.prompt_text or "") + out.text
+            echoes[i] = out.prompt_text if out.prompt_text is not None else echoes[i]
+            shown, prompt_lps = prompt_part(echoes[i] if out.prompt_logprobs or not scored_echo else None,
+                                            out.prompt_logprobs)  # fmt: skip
+            if shown:
+                echoes[i] = None
+            text = shown + out.text
             if started[i] and not text and out.finish_reason is None and not out.logprobs:
                 return None
             started[i] = True
             lps = None
             if body.logprobs is not None:
-                lps = completion_logprobs(out.logprobs or [], offsets[i])
+                lps = completion_logprobs(prompt_lps + (out.logprobs or []), offsets[i])
             offsets[i] += len(text)
             choice = {"index": i, "text": text, "logprobs": lps, "finish_reason": out.finish_reason}
             if out.finish_reason is not None:
                 choice["matched_stop"] = out.matched_stop
-            return {**head, "object": "text_completion", "choices": [choice]}
+            return {**head, "object": "text_completion", "choices": [extras(choice, out.prompt_logprobs)]}
 
         usage_head = {**head, "object": "text_completion"} if body.include_usage else None
         return SSEResponse(s.stream(gen, first, chunk, usage_head, body.continuous_usage))
     choices, usage = await s.gather(gen, first)
     results = []
     for i, c in enumerate(_best(choices, per_prompt, n)):
-        prompt = c.prompt_text or ""
-        lps = completion_logprobs(c.logprobs, len(prompt)) if body.logprobs is not None else None
-        results.append(
-            {
-                "index": i,
-                "text": prompt + "".join(c.text),
-                "logprobs": lps,
-                "finish_reason": c.last.finish_reason if c.last else None,
-                "matched_stop": c.last.matched_stop if c.last else None,
-            }
-        )
+        shown, prompt_lps = prompt_part(c.prompt_text, c.prompt_logprobs)
+        lps = completion_logprobs(prompt_lps + c.logprobs, 0) if body.logprobs is not None else None
+        choice = {
+            "index": i,
+            "text": shown + "".join(c.text),
+            "logprobs": lps,
+            "finish_reason": c.last.finish_reason if c.last else None,
+            "matched_stop": c.last.matched_stop if c.last else None,
+        }
+        results.append(extras(choice, c.prompt_logprobs))
     return json_response({**head, "object": "text_completion", "choices": results, "usage": usage})

@@ -4,7 +4,8 @@
 ``/generate`` answers one object for one prompt with ``n == 1``, else a list in prompt-major order (every
 prompt's ``n`` choices together), as SGLang does. ``return_logprob`` adds SGLang's
 ``output_token_logprobs`` (``[logprob, token id, None]``) and, with ``top_logprobs_num``,
-``output_top_logprobs`` to ``meta_info``.
+``output_top_logprobs`` to ``meta_info``; with ``logprob_start_len`` >= 0 also ``input_token_logprobs`` and
+``input_top_logprobs`` of the prompt tokens from that position (the first prompt token's logprob is null).
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ from minisgl_core.server.protocol_native import DetokenizeBody, GenerateRequest,
 def _requests(s: OpenAIServing, body: GenerateRequest) -> list[TokenizeRequest]:
     if (body.text is None) == (body.input_ids is None):
         raise APIError(400, "give exactly one of 'text' and 'input_ids'", "text")
-    if body.logprob_start_len != -1:
-        raise APIError(400, "'logprob_start_len' (prompt logprobs) is not implemented yet", "logprob_start_len")
+    if body.logprob_start_len != -1 and not body.return_logprob:
+        raise APIError(400, "'logprob_start_len' needs 'return_logprob'", "logprob_start_len")
     prompts = body.prompts()
     sps = body.sampling_params if isinstance(body.sampling_params, list) else [body.sampling_params] * len(prompts)
     if len(sps) != len(prompts):
         raise APIError(400, "'sampling_params' as a list needs one entry per prompt", "sampling_params")
     logprobs = body.top_logprobs_num if body.return_logprob else None
     defaults = s.settings.defaults
+    prompt = logprobs if body.logprob_start_len >= 0 else None  # prompt tokens are scored too
     reqs = []
     for p, sp in zip(prompts, sps):
-        params = s.params(body, lambda sp=sp: sp.sampling_params(logprobs, defaults))  # type: ignore[misc]
+        params = s.params(body, lambda sp=sp: sp.sampling_params(logprobs, defaults, prompt))  # type: ignore[misc]
         text, ids = (p, None) if isinstance(p, str) else (None, p)
         reqs.append(
             TokenizeRequest(
@@ -54,7 +56,9 @@ async def generate(s: OpenAIServing, body: GenerateRequest, raw: Request) -> Res
     reqs = _requests(s, body)
     gen, first = await s.start(reqs, raw)
 
-    def meta(out: RequestOutput, lps: list[TokenLogprobOut] | None) -> dict[str, Any]:
+    def meta(
+        out: RequestOutput, lps: list[TokenLogprobOut] | None, prompt: list[TokenLogprobOut] | None = None
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "id": out.rid,
             "prompt_tokens": out.prompt_tokens,
@@ -68,12 +72,21 @@ async def generate(s: OpenAIServing, body: GenerateRequest, raw: Request) -> Res
             info["output_token_logprobs"] = values
             if body.top_logprobs_num:
                 info["output_top_logprobs"] = tops
+            if prompt is not None:
+                values, tops = sglang_logprobs(prompt[body.logprob_start_len :])
+                info["input_token_logprobs"] = values
+                if body.top_logprobs_num:
+                    info["input_top_logprobs"] = tops
         return info
 
     if body.stream:
 
         def chunk(i: int, out: RequestOutput) -> dict[str, Any] | None:
-            item = {"text": out.text, "output_ids": out.token_ids, "meta_info": meta(out, out.logprobs)}
+            item = {
+                "text": out.text,
+                "output_ids": out.token_ids,
+                "meta_info": meta(out, out.logprobs, out.prompt_logprobs),
+            }
             return {"index": i, **item} if len(gen.rids) > 1 else item
 
         return SSEResponse(s.stream(gen, first, chunk, None))
@@ -81,7 +94,8 @@ async def generate(s: OpenAIServing, body: GenerateRequest, raw: Request) -> Res
     results = []
     for c in choices:
         assert c.last is not None
-        results.append({"text": "".join(c.text), "output_ids": c.token_ids, "meta_info": meta(c.last, c.logprobs)})
+        info = meta(c.last, c.logprobs, c.prompt_logprobs)
+        results.append({"text": "".join(c.text), "output_ids": c.token_ids, "meta_info": info})
     if not body.batched and len(results) == 1:
         return json_response(results[0])
     return json_response(results)

@@ -97,4 +97,7 @@ def request_param(exc: APIError, body: Any) -> APIError:
         param = body.constraint_param()
         if param is not None and param != exc.param:
             return APIError(exc.status, exc.message.replace(exc.param, param, 1), param)
+    if exc.param is None and "grammar backend" in exc.message and isinstance(body, StructuredFields):
+        param = body.constraint_param()  # the engine has no backend: name the request's field
+        return APIError(exc.status, f"{param}: {exc.message}", param)
     return exc

@@ -1,0 +1,108 @@
+"""Prompt-token logprobs (vLLM's ``prompt_logprobs``, ``echo`` with ``logprobs``, SGLang's
+``logprob_start_len``) computed by the engine during (chunked) prefill, checked against transformers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import httpx
+import pytest
+import torch
+from server_harness import ServerProcess
+
+from minisgl_core.checkpoint.tiny import byte_tokenizer
+
+PROMPT = "The quick brown fox jumps over"  # 30 byte tokens: four chunks of 8
+
+
+@pytest.fixture(scope="module")
+def server(tiny_qwen3, tmp_path_factory):
+    log = tmp_path_factory.mktemp("srv") / "server.log"
+    srv = ServerProcess(tiny_qwen3.path, log, "--max-model-len", "128", "--max-prefill-tokens", "8")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_qwen3) -> tuple[list[int], torch.Tensor]:
+    ids = byte_tokenizer().encode(PROMPT)
+    with torch.no_grad():
+        logits = tiny_qwen3.hf_model(torch.tensor([ids])).logits[0].float()
+    return ids, logits.log_softmax(dim=-1)
+
+
+def test_prompt_logprobs_match_transformers(http, reference) -> None:
+    ids, lp = reference
+    body = {"prompt": PROMPT, "max_tokens": 2, "temperature": 0.0, "prompt_logprobs": 3}
+    for _ in range(2):  # the second time the prefix cache holds the prompt: it must still be scored
+        choice = http.post("/v1/completions", json=body).json()["choices"][0]
+        got = choice["prompt_logprobs"]
+        assert len(got) == len(ids) and got[0] is None
+        for p in range(1, len(ids)):
+            want = lp[p - 1]
+            entry = got[p]
+            assert entry[str(ids[p])]["logprob"] == pytest.approx(float(want[ids[p]]), abs=1e-4)
+            assert entry[str(ids[p])]["rank"] == int((want > want[ids[p]]).sum()) + 1
+            top = want.topk(3)
+            for r, (v, t) in enumerate(zip(top.values.tolist(), top.indices.tolist()), 1):
+                assert entry[str(t)]["rank"] == r and entry[str(t)]["logprob"] == pytest.approx(v, abs=1e-4)
+
+
+def test_echo_with_logprobs(http, reference) -> None:
+    ids, lp = reference
+    body = {"prompt": PROMPT, "max_tokens": 3, "temperature": 0.0, "echo": True, "logprobs": 1, "ignore_eos": True}
+    choice = http.post("/v1/completions", json=body).json()["choices"][0]
+    got = choice["logprobs"]
+    assert choice["text"].startswith(PROMPT) and "prompt_logprobs" not in choice
+    assert len(got["tokens"]) == len(ids) + 3 and got["token_logprobs"][0] is None and got["top_logprobs"][0] is None
+    want = [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))]
+    assert got["token_logprobs"][1 : len(ids)] == pytest.approx(want, abs=1e-4)
+    assert got["text_offset"][: len(ids)] == list(range(len(ids)))  # one character per byte token here
+    assert all(len(t) <= 2 for t in got["top_logprobs"][1:])
+    events = http.post("/v1/completions", json={**body, "stream": True}).text.split("\n\n")
+    chunks = [json.loads(e[6:])["choices"][0] for e in events if e.startswith("data: {")]
+    assert "".join(c["text"] for c in chunks) == choice["text"]
+    streamed = [v for c in chunks if c["logprobs"] for v in c["logprobs"]["token_logprobs"]]
+    assert streamed[0] is None and streamed[1:] == pytest.approx(got["token_logprobs"][1:], abs=1e-6)
+
+
+def test_generate_logprob_start_len(http, reference) -> None:
+    ids, lp = reference
+    sp = {"max_new_tokens": 2, "temperature": 0.0}
+    body = {"input_ids": ids, "sampling_params": sp, "return_logprob": True, "logprob_start_len": 5,
+            "top_logprobs_num": 2}  # fmt: skip
+    info = http.post("/generate", json=body).json()["meta_info"]
+    values = info["input_token_logprobs"]
+    assert [v[1] for v in values] == ids[5:]
+    assert [v[0] for v in values] == pytest.approx([float(lp[p - 1, ids[p]]) for p in range(5, len(ids))], abs=1e-4)
+    assert all(len(t) == 2 for t in info["input_top_logprobs"])
+    whole = http.post("/generate", json={**body, "logprob_start_len": 0}).json()["meta_info"]
+    assert whole["input_token_logprobs"][0][0] is None and not math.isnan(whole["input_token_logprobs"][1][0])
+    bad = http.post("/generate", json={"input_ids": ids, "sampling_params": sp, "logprob_start_len": 0})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "logprob_start_len"
+
+
+@pytest.mark.gpu
+def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
+    """The same through the CUDA engine (FlashInfer prefill, chunked, CUDA graphs and overlap on): prompt
+    logprobs ride on the eager prefill; the device's dtype sets the tolerance."""
+    ids, lp = reference
+    srv = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--device", "cuda", "--attention", "auto",
+                        "--max-model-len", "128", "--max-prefill-tokens", "8")  # fmt: skip
+    try:
+        body = {"prompt": PROMPT, "max_tokens": 4, "temperature": 0.0, "prompt_logprobs": 1, "echo": True,
+                "logprobs": 0}  # fmt: skip
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            choice = c.post("/v1/completions", json=body).json()["choices"][0]
+        got = choice["logprobs"]["token_logprobs"][1 : len(ids)]
+        want = [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))]
+        assert got == pytest.approx(want, abs=0.05)
+    finally:
+        srv.stop()
