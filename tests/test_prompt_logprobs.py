@@ -106,3 +106,18 @@ def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
         assert got == pytest.approx(want, abs=0.05)
     finally:
         srv.stop()
+
+
+def test_chat_prompt_logprobs(http, tiny_qwen3) -> None:
+    messages = [{"role": "user", "content": "fox"}]
+    ids = http.post("/tokenize", json={"messages": messages}).json()["tokens"]
+    with torch.no_grad():
+        lp = tiny_qwen3.hf_model(torch.tensor([ids])).logits[0].float().log_softmax(dim=-1)
+    body = {"messages": messages, "max_tokens": 1, "prompt_logprobs": 0}
+    got = http.post("/v1/chat/completions", json=body).json()["prompt_logprobs"]
+    assert len(got) == len(ids) and got[0] is None
+    assert [got[p][str(ids[p])]["logprob"] for p in range(1, len(ids))] == pytest.approx(
+        [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))], abs=1e-4
+    )
+    streamed = http.post("/v1/chat/completions", json={**body, "stream": True})
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "prompt_logprobs"

@@ -192,3 +192,21 @@ def test_extensions_are_documented() -> None:
                           (ChatCompletionRequest, ccp.CompletionCreateParamsBase)):  # fmt: skip
         extra = set(model.model_fields) - set(typing.get_type_hints(params)) - {"stream"}
         assert not [f for f in extra if f"`{f}`" not in documented], extra
+
+
+def test_logit_bias_and_min_tokens_fields(http) -> None:
+    base = {"prompt": "Hi", "max_tokens": 6, "temperature": 0.0}
+    for bias, why in (({"65": 150}, "range"), ({"100000": 5}, "vocabulary"), ({"x": 1}, "key")):
+        r = http.post("/v1/completions", json={**base, "logit_bias": bias})
+        assert r.status_code == 400 and r.json()["error"]["param"].startswith("logit_bias"), (why, r.text)
+    first = http.post("/v1/completions", json=base).json()["choices"][0]
+    forced = byte_tokenizer().encode("Q")[0]
+    out = http.post("/v1/completions", json={**base, "logit_bias": {str(forced): 100}}).json()["choices"][0]
+    assert out["text"] == "Q" * 6 != first["text"]
+    stop = byte_tokenizer().encode(first["text"][0])[0]
+    early = http.post("/v1/completions", json={**base, "stop_token_ids": [stop]}).json()
+    assert early["usage"]["completion_tokens"] == 1
+    late = http.post("/v1/completions", json={**base, "stop_token_ids": [stop], "min_tokens": 3}).json()
+    assert late["usage"]["completion_tokens"] >= 3
+    r = http.post("/v1/completions", json={**base, "min_tokens": 7})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens"

@@ -64,7 +64,6 @@ CHAT_REFUSED: dict[str, str] = {
     "functions": "function calling is not implemented by this server yet",
     "function_call": "function calling is not implemented by this server yet",
     "echo": "not supported for chat (vLLM's chat 'echo')",
-    "prompt_logprobs": "not supported for chat",
 }
 
 COMPLETION_REFUSED: dict[str, str] = {

@@ -16,6 +16,8 @@ class ChatCompletionRequest(SamplingFields, ChatFields):
     max_completion_tokens: Count | None = None
     logprobs: Bool | None = None
     top_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
+    prompt_logprobs: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
+    """vLLM's extension: each prompt token's logprob and top alternatives (not when streaming)."""
 
     @property
     def requested_max_tokens(self) -> int | None:

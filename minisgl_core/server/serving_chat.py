@@ -17,9 +17,10 @@ from starlette.responses import Response
 
 from minisgl_core.server.asgi import SSEResponse
 from minisgl_core.server.chat_stream import merge_delta, message
-from minisgl_core.server.logprob_format import chat_logprobs
+from minisgl_core.server.errors import APIError
+from minisgl_core.server.logprob_format import chat_logprobs, vllm_prompt_logprobs
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
-from minisgl_core.server.openai_serving import OpenAIServing, json_response
+from minisgl_core.server.openai_serving import Choice, OpenAIServing, json_response
 from minisgl_core.server.protocol_chat import ChatCompletionRequest
 
 
@@ -28,6 +29,9 @@ async def chat_completions(s: OpenAIServing, body: ChatCompletionRequest, raw: R
     s.check_fields(body, "chat")
     defaults = s.settings.defaults
     params = s.params(body, lambda: body.sampling_params(body.num_logprobs, body.requested_max_tokens, defaults))
+    if body.prompt_logprobs is not None and body.streaming:
+        raise APIError(400, "'prompt_logprobs' is not available when streaming a chat", "prompt_logprobs")
+    params.prompt_logprobs = body.prompt_logprobs
     params = s.settings.constrain(body, params)  # tool_choice required / named: a JSON Schema from the tools
     n = body.num_choices
     outputs = [s.settings.output(body) for _ in range(n)]  # reasoning and tool-call parsers
@@ -83,5 +87,16 @@ async def chat_completions(s: OpenAIServing, body: ChatCompletionRequest, raw: R
                 for i, c in enumerate(choices)
             ],
             "usage": usage,
+            **(
+                {"prompt_logprobs": _prompt_logprobs(choices, body.prompt_logprobs)}
+                if body.prompt_logprobs is not None
+                else {}
+            ),
         }
     )
+
+
+def _prompt_logprobs(choices: list[Choice], top: int) -> list[dict[str, Any] | None] | None:
+    """vLLM's top-level ``prompt_logprobs`` of a chat answer (the choices share the prompt)."""
+    lps = next((c.prompt_logprobs for c in choices if c.prompt_logprobs is not None), None)
+    return None if lps is None else vllm_prompt_logprobs(lps, top)
