@@ -121,3 +121,33 @@ def test_chat_prompt_logprobs(http, tiny_qwen3) -> None:
     )
     streamed = http.post("/v1/chat/completions", json={**body, "stream": True})
     assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "prompt_logprobs"
+
+
+@pytest.mark.parametrize("pressure", [False, True])
+def test_engine_scores_prompts_like_transformers(tiny_qwen3, pressure: bool) -> None:
+    """The scheduler and engine alone (no server): chunked prefill, mixed with other requests, and - under
+    KV pressure - requests retracted and prefilled again, still score every prompt token exactly once."""
+    import random
+
+    from minisgl_core import LLM, SamplingParams
+
+    rng = random.Random(3)
+    prompts = [[rng.randrange(0, 256) for _ in range(n)] for n in (40, 5, 64, 2, 33, 90, 17, 50)]
+    kw = {"num_kv_tokens": 160, "cache": "naive"} if pressure else {}
+    llm = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", max_prefill_tokens=16, **kw)
+    params = [SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True, prompt_logprobs=2 if i % 2 else None)
+              for i in range(len(prompts))]  # fmt: skip
+    reqs = [llm._make_request(p, sp) for p, sp in zip(prompts, params)]
+    llm._run(reqs, False)
+    if pressure:
+        assert llm.scheduler.num_retractions > 0
+    for req, prompt in zip(reqs, prompts):
+        if req.params.prompt_logprobs is None:
+            assert req.prompt_logprobs == []
+            continue
+        with torch.no_grad():
+            lp = tiny_qwen3.hf_model(torch.tensor([prompt])).logits[0].float().log_softmax(dim=-1)
+        assert [s.token_id for s in req.prompt_logprobs] == prompt[1:]
+        want = [float(lp[p - 1, prompt[p]]) for p in range(1, len(prompt))]
+        assert [s.logprob for s in req.prompt_logprobs] == pytest.approx(want, abs=1e-4)
+        assert all(len(s.top) == 2 and s.rank >= 1 for s in req.prompt_logprobs)

@@ -16,8 +16,8 @@ from minisgl_core.kv import PageAllocator, PageTable, pages_of_slots
 
 def reusable_ids(req: Req) -> list[int]:
     """The tokens whose cached KV ``req`` may reuse: all it fills but the last (its logits must be computed);
-    none when it scores its prompt (``prompt_logprobs`` need the logits of every position)."""
-    if req.params.prompt_logprobs is not None and req.num_retractions == 0:
+    none while it scores its prompt (``prompt_logprobs`` need the logits of every position)."""
+    if req.params.prompt_logprobs is not None and not req.output_ids:
         return []
     return req.all_ids[: req.fill_len - 1]
 

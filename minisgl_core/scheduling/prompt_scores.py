@@ -2,7 +2,8 @@
 
 A request that asks for prompt logprobs is prefilled from its first token (``reusable_ids`` skips the
 prefix cache for it); each chunk scores the prompt tokens after its positions, up to the last prompt token
-(the last position's logits are sampled as usual). A retracted request is not scored again.
+(the last position's logits are sampled as usual). A request retracted before its first token is scored
+again from the start; one retracted later keeps the scores it already returned.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ class PromptScores:
         """``req`` (batch index ``index``) computes positions ``[start, start + n)`` in this step."""
         k = req.params.prompt_logprobs
         count = min(n, len(req.prompt_ids) - 1 - start)
-        if k is None or req.num_retractions or count <= 0:
+        if k is None or req.output_ids or count <= 0:
             return
+        if start == 0:  # a request retracted before its first token starts over (its results were read)
+            req.prompt_logprobs.clear()
         self.wanted.append((index, count))
         self.targets += req.prompt_ids[start + 1 : start + 1 + count]
         self.top = max(self.top, k)
