@@ -107,3 +107,20 @@ def test_cli_bar_on_a_terminal_only(sharded: Path, tiny_qwen3) -> None:
     piped = subprocess.run([sys.executable, *_generate(sharded)], capture_output=True, text=True, timeout=180)
     assert piped.returncode == 0, piped.stderr
     assert "loading weights" not in piped.stderr + piped.stdout and "finish_reason" in piped.stdout
+
+
+def test_hub_and_transformers_bars_follow_the_rule(monkeypatch: pytest.MonkeyPatch, set_level) -> None:
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers.utils import logging as hf_logging
+
+    from minisgl_core.config.progress import library_progress
+
+    set_level("INFO")
+    before = (are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: the libraries' own bars are hidden
+    with library_progress():
+        assert are_progress_bars_disabled() and not hf_logging.is_progress_bar_enabled()
+    assert (are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled()) == before  # restored
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    with library_progress():  # on a terminal they are left as the user set them
+        assert (are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled()) == before
