@@ -27,6 +27,13 @@ FIELDS = {"json_object": "json_schema"}
 """Constraint kind -> the :class:`SamplingParams` field it came from, where they differ (errors name it)."""
 
 
+def _message(constraint: Constraint, exc: BaseException) -> tuple[str, str]:
+    """A compile error's message, starting with the field it names, and that field."""
+    field = FIELDS.get(constraint.kind, constraint.kind)
+    text = str(exc) if isinstance(exc, ValueError) else repr(exc)
+    return (text if text.startswith(field) else f"{field}: {text}"), field
+
+
 class GrammarManager:
     """Compiled grammars (cached), requests waiting for theirs, and the host bitmask of the next step."""
 
@@ -69,7 +76,7 @@ class GrammarManager:
         try:
             self.submit(constraint).result(timeout)
         except ValueError as exc:
-            raise ValueError(f"{FIELDS.get(constraint.kind, constraint.kind)}: {exc}") from None
+            raise ValueError(_message(constraint, exc)[0]) from None
 
     # -- the step loop ----------------------------------------------------------------------------------
 
@@ -84,8 +91,7 @@ class GrammarManager:
             if not fut.done():
                 still.append(req)
             elif (exc := fut.exception()) is not None:
-                field = FIELDS.get(constraint.kind, constraint.kind)
-                failed.append((req, f"{field}: {exc}" if isinstance(exc, ValueError) else f"{field}: {exc!r}", field))
+                failed.append((req, *_message(constraint, exc)))
             else:
                 assert self._backend is not None
                 req.grammar = self._backend.matcher(fut.result())
