@@ -120,8 +120,9 @@ def scrape_metrics(base_url: str, headers: dict[str, str]) -> dict[str, float]:
     values = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
+            series, _, value = line.rpartition(" ")
+            name = series.split("{", 1)[0]  # labels (model_name=...) summed over
+            values[name] = values.get(name, 0.0) + float(value)
     return {key: values[name] for key, name in METRICS.items() if name in values}
 
 
