@@ -39,6 +39,11 @@ class StepPlan:
     to the device copy first."""
     penalty_init: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     """``(row, prompt ids, output ids)`` of admitted requests with penalties: their statistics restart."""
+    prompt_logprobs: list[tuple[int, int]] = field(default_factory=list)
+    """``(i, count)``: request ``i`` scores the prompt tokens after its first ``count`` tokens of this step
+    (``prompt_targets``, concatenated, holds those tokens; ``prompt_top`` alternatives are kept)."""
+    prompt_targets: torch.Tensor | None = None
+    prompt_top: int = 0
 
     @classmethod
     def for_requests(
@@ -57,12 +62,6 @@ class StepPlan:
         rows = [r.row for r in reqs]
         kv_lens = [r.kv_len for r in reqs]
         return cls(phase, rows, q_lens, kv_lens, slots, sample, sampling, table_writes=table_writes)  # type: ignore[arg-type]
-
-    prompt_logprobs: list[tuple[int, int]] = field(default_factory=list)
-    """``(i, count)``: request ``i`` scores the prompt tokens after its first ``count`` tokens of this step
-    (``prompt_targets``, concatenated, holds those tokens; ``prompt_top`` alternatives are kept)."""
-    prompt_targets: torch.Tensor | None = None
-    prompt_top: int = 0
 
     @property
     def batch_size(self) -> int:

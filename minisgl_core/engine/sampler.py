@@ -119,9 +119,9 @@ class SampleResult:
 
 def apply_bitmask(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``logits`` with every token the int32 bitmask ``mask`` does not allow set to ``-inf`` (out of place)."""
-    bits = torch.arange(32, device=mask.device, dtype=torch.int32)
-    allowed = ((mask.unsqueeze(-1) >> bits) & 1).flatten(1)[:, : logits.shape[-1]]
-    return logits.masked_fill(allowed == 0, float("-inf"))
+    bits = 1 << torch.arange(32, device=mask.device, dtype=torch.int32)  # bit 31: the sign bit, still one bit
+    banned = (mask.unsqueeze(-1) & bits).flatten(1)[:, : logits.shape[-1]] == 0  # one word-sized pass, then bools
+    return logits.masked_fill(banned, float("-inf"))
 
 
 def _hash32(x: torch.Tensor) -> torch.Tensor:

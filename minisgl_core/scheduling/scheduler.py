@@ -102,13 +102,13 @@ class Scheduler:
         """Stop ``req`` now and free everything it holds (a step in flight may still compute for it)."""
         if req.finished:
             return
+        if req in self.running:
+            self.finish(req, FinishReason.ABORT)
+            return
         req.finish_reason = FinishReason.ABORT
         for queue in (self.waiting, self.compiling):
             if req in queue:
                 queue.remove(req)
-        if req in self.running:
-            self.running.remove(req)
-            self.kv.release(req)
         self.policy.on_finish(req, self)
 
     def report(self, req: Req, reason: FinishReason) -> None:
