@@ -92,10 +92,11 @@ def test_generate_logprob_start_len(http, reference) -> None:
 @pytest.mark.gpu
 def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
     """The same through the CUDA engine (FlashInfer prefill, chunked, CUDA graphs and overlap on): prompt
-    logprobs ride on the eager prefill; the device's dtype sets the tolerance."""
+    logprobs ride on the eager prefill. FlashInfer runs in bfloat16 (no float32 kernels), so the tolerance is
+    bfloat16's: its spacing near a logprob of -8 is 0.03, and a misplaced position is off by whole units."""
     ids, lp = reference
-    srv = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--device", "cuda", "--attention", "auto",
-                        "--max-model-len", "128", "--max-prefill-tokens", "8")  # fmt: skip
+    srv = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--device", "cuda", "--dtype", "bfloat16",
+                        "--attention", "auto", "--max-model-len", "128", "--max-prefill-tokens", "8")  # fmt: skip
     try:
         body = {"prompt": PROMPT, "max_tokens": 4, "temperature": 0.0, "prompt_logprobs": 1, "echo": True,
                 "logprobs": 0}  # fmt: skip
@@ -103,7 +104,7 @@ def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
             choice = c.post("/v1/completions", json=body).json()["choices"][0]
         got = choice["logprobs"]["token_logprobs"][1 : len(ids)]
         want = [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))]
-        assert got == pytest.approx(want, abs=0.05)
+        assert got == pytest.approx(want, abs=0.1)
     finally:
         srv.stop()
 

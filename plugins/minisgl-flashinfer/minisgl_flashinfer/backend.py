@@ -50,10 +50,18 @@ class _Planned:
         self.event.record()
 
 
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
+
+
 class FlashInferAttention(AttentionBackend):
     supports_cuda_graph = True
 
     def __init__(self, ctx: AttentionContext) -> None:
+        if ctx.dtype not in SUPPORTED_DTYPES:
+            raise ValueError(
+                f"FlashInfer attention runs in float16 or bfloat16, not {str(ctx.dtype).removeprefix('torch.')}: "
+                "pass --dtype bfloat16 (or --attention torch to keep this dtype)"
+            )
         import flashinfer
 
         self.flashinfer = flashinfer

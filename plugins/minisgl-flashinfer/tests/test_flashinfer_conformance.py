@@ -23,6 +23,16 @@ def test_registered_without_importing_flashinfer() -> None:
     assert entry.metadata["devices"] == ("cuda",)
 
 
+def test_float32_is_refused_with_a_way_out() -> None:
+    """FlashInfer has no float32 kernels: the backend says so (and what to pass) before importing it."""
+    from types import SimpleNamespace
+
+    from minisgl_flashinfer.backend import FlashInferAttention
+
+    with pytest.raises(ValueError, match="float16 or bfloat16, not float32: pass --dtype bfloat16"):
+        FlashInferAttention(SimpleNamespace(dtype=torch.float32))  # type: ignore[arg-type]
+
+
 @pytest.mark.skipif(not HAVE_FLASHINFER, reason="flashinfer is not installed (GPU machines only)")
 class TestFlashInfer(AttentionBackendSuite):
     backend = "flashinfer"
