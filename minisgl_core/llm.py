@@ -118,7 +118,9 @@ class LLM:
         # incremental detokenization is needed only to watch for stops (strings, patterns); else decode once at the end
         detok = None
         if params.stop or params.stop_regex:
-            detok = IncrementalDetokenizer(self.tokenizer, params.stop, params.skip_special_tokens, params.stop_regex)
+            detok = IncrementalDetokenizer(
+                self.tokenizer, params.stop, params.skip_special_tokens, params.stop_regex, min_tokens=params.min_tokens
+            )
         return self.runtime.make_request(ids, params, user_data=_Pending(text, detok))
 
     def _run(self, reqs: list[Req], show_progress: bool) -> list[RequestOutput]:

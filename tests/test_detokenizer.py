@@ -49,3 +49,18 @@ def test_special_tokens_skipped(tok) -> None:
     ids = tok.encode("hi", add_special_tokens=False) + [tok.convert_tokens_to_ids("<|im_end|>")]
     detok = IncrementalDetokenizer(tok)
     assert detok.add(ids) + detok.flush() == "hi"
+
+
+@pytest.mark.parametrize(
+    ("min_tokens", "cut"), [(0, "a"), (1, "a"), (2, "abca"), (4, "abca"), (5, "abcabca"), (8, None)]
+)
+def test_stops_are_not_looked_for_in_the_first_min_tokens(tok, min_tokens: int, cut: str | None) -> None:
+    """One token per character, "b" is tokens 2, 5 and 8: a stop in the text of the first ``min_tokens``
+    tokens is passed over, a later one still ends the text (a stop string is cut, a pattern's match kept)."""
+    for stops, regex in ((["b"], []), ([], ["b"])):
+        detok = IncrementalDetokenizer(tok, stops, stop_regex=regex, min_tokens=min_tokens)
+        text = "".join(detok.add([t]) for t in tok.encode("abcabcabc", add_special_tokens=False)) + detok.flush()
+        if cut is None:
+            assert (text, detok.matched) == ("abcabcabc", None)
+        else:
+            assert (text, detok.matched) == (cut + "b" if regex else cut, "b")

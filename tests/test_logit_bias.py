@@ -91,6 +91,10 @@ def test_min_tokens_end_to_end(tiny_qwen3, disable_overlap: bool) -> None:
     held = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=16, stop_token_ids=[stop], min_tokens=6))
     assert len(held[0].token_ids) >= 6 and stop not in held[0].token_ids[:6]
     assert held[0].token_ids[:2] == ref[:1] + held[0].token_ids[1:2] and held[0].token_ids[1] != stop
+    first = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=1))[0].text  # a stop string in it:
+    cut = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=8, stop=[first]))[0]
+    kept = llm.generate(prompt, SamplingParams(temperature=0, max_tokens=8, stop=[first], min_tokens=3))[0]
+    assert cut.text == "" and kept.text.startswith(first) and len(kept.token_ids) >= 3
 
 
 def test_bias_token_outside_the_vocabulary_is_refused(tiny_qwen3) -> None:

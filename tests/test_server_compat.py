@@ -208,5 +208,9 @@ def test_logit_bias_and_min_tokens_fields(http) -> None:
     assert early["usage"]["completion_tokens"] == 1
     late = http.post("/v1/completions", json={**base, "stop_token_ids": [stop], "min_tokens": 3}).json()
     assert late["usage"]["completion_tokens"] >= 3
+    stop_text = {**base, "stop": [first["text"][0]]}  # a stop string in the first token's text
+    assert http.post("/v1/completions", json=stop_text).json()["choices"][0]["text"] == ""
+    kept = http.post("/v1/completions", json={**stop_text, "min_tokens": 3}).json()
+    assert kept["choices"][0]["text"].startswith(first["text"][0]) and kept["usage"]["completion_tokens"] >= 3
     r = http.post("/v1/completions", json={**base, "min_tokens": 7})
     assert r.status_code == 400 and r.json()["error"]["param"] == "min_tokens"

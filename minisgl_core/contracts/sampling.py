@@ -24,7 +24,7 @@ class SamplingParams:
     not part of the returned text) or a match of one of ``stop_regex`` (the match is kept). ``logit_bias`` adds
     a value in ``[-100, 100]`` to the logits of the given token ids before sampling (+100 all but forces a
     token, -100 all but bans it); ``min_tokens`` bans the end-of-sequence and ``stop_token_ids`` tokens until
-    that many tokens were generated.
+    that many tokens were generated, and stop strings and patterns are not looked for in their text.
     At most one of ``json_schema`` (a dict or JSON text; ``{"type": "object"}`` alone means any JSON
     object), ``regex``, ``grammar`` (EBNF/GBNF) and ``choice`` constrains the output (structured outputs,
     :attr:`constraint`).
@@ -49,7 +49,9 @@ class SamplingParams:
     logit_bias: dict[int, float] | None = setting(
         None, "token id -> bias in [-100, 100] added to its logit before sampling", cli=False
     )
-    min_tokens: int = setting(0, "generate at least this many tokens before EOS or stop_token_ids may end it")
+    min_tokens: int = setting(
+        0, "generate at least this many tokens before EOS, stop_token_ids or a stop string may end it"
+    )
     json_schema: str | dict | None = setting(None, "the output is JSON valid for this JSON Schema", cli=False)
     regex: str | None = setting(None, "the output matches this regular expression", cli=False)
     grammar: str | None = setting(None, "the output is derived from this EBNF/GBNF grammar's root rule", cli=False)

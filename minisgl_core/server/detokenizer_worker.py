@@ -58,7 +58,7 @@ class Detokenizer:
         outputs: list[RequestOutput] = []
         for r in msg.new:  # each request's acceptance
             detok = IncrementalDetokenizer(
-                self.tokenizer, r.stop, r.skip_special_tokens, r.stop_regex, self.regex_window
+                self.tokenizer, r.stop, r.skip_special_tokens, r.stop_regex, self.regex_window, r.min_tokens
             )
             self.states[r.rid] = _State(detok, r.prompt_len, r.logprobs)
             echo = None

@@ -121,7 +121,14 @@ class EngineWorker:
         p = r.params
         echo = r.prompt_ids if r.echo else None
         announce = DetokRequest(
-            r.rid, len(r.prompt_ids), p.stop, p.skip_special_tokens, p.logprobs is not None, p.stop_regex, echo
+            r.rid,
+            len(r.prompt_ids),
+            p.stop,
+            p.skip_special_tokens,
+            p.logprobs is not None,
+            p.stop_regex,
+            echo,
+            p.min_tokens,
         )
         if p.constraint is not None and req.max_new_tokens > 0:  # accepted once its grammar compiled
             self.held[r.rid] = announce

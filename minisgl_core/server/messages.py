@@ -99,6 +99,8 @@ class DetokRequest(msgspec.Struct, array_like=True):
     stop_regex: list[str] = []
     prompt_ids: list[int] | None = None
     """Set when the prompt is echoed: the detokenizer sends its text with the acceptance output."""
+    min_tokens: int = 0
+    """Stops are not looked for in the text of the first ``min_tokens`` output tokens."""
 
 
 class TokenUpdate(msgspec.Struct, array_like=True):

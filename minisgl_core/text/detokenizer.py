@@ -16,17 +16,19 @@ class IncrementalDetokenizer:
     the text before the stop; text that could be the start of a stop string is held back until it is not.
     A ``stop_regex`` match ends the text after the match (searched in the last ``regex_window`` characters).
     The cost per token does not depend on the number or length of the stop strings (:class:`StopMatcher`).
-    After a stop, :attr:`matched` is the stop string or pattern that ended the text.
+    After a stop, :attr:`matched` is the stop string or pattern that ended the text. Stops are not looked
+    for in the text of the first ``min_tokens`` tokens: those are always returned whole.
     """
 
     def __init__(
         self, tokenizer: Any, stop: Sequence[str] = (), skip_special_tokens: bool = True,
-        stop_regex: Sequence[str] = (), regex_window: int = DEFAULT_REGEX_WINDOW,
+        stop_regex: Sequence[str] = (), regex_window: int = DEFAULT_REGEX_WINDOW, min_tokens: int = 0,
     ) -> None:  # fmt: skip
         self.tokenizer = tokenizer
         self.skip_special_tokens = skip_special_tokens
         self.matcher = StopMatcher(stop, stop_regex, regex_window) if stop or stop_regex else None
         self.matched: str | None = None
+        self.min_tokens = min_tokens
         self.ids: list[int] = []
         self.text = ""  # all text decoded so far (held-back part included)
         self.emitted = 0  # characters of ``text`` already returned
@@ -63,7 +65,9 @@ class IncrementalDetokenizer:
 
     def _release(self, final: bool) -> str:
         matcher = self.matcher
-        if matcher is not None:
+        if matcher is not None and len(self.ids) <= self.min_tokens:
+            matcher.skip(len(self.text) - matcher.pos)  # too early to stop: nothing is held back either
+        elif matcher is not None:
             hit = matcher.feed(self.text[matcher.pos :])
             if hit is not None:
                 self.stopped = True

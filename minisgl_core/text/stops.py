@@ -65,6 +65,11 @@ class StopMatcher:
     def held(self) -> int:
         return self.depth[self.state]
 
+    def skip(self, count: int) -> None:
+        """Pass over the next ``count`` characters without matching them (text that may not stop the output,
+        such as that of the first ``min_tokens`` tokens): matches start after them."""
+        self.state, self.pos, self.tail = 0, self.pos + count, ""
+
     def feed(self, text: str) -> StopHit | None:
         """Advance over ``text``; the hit that ends the text, if any (then stop feeding)."""
         goto, fail, word = self.goto, self.fail, self.word
