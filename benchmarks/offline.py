@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> dict:
         max_prefill_tokens=args.max_prefill_tokens,
         kv_memory_fraction=args.kv_memory_fraction,
         tp=args.tp,
+        grammar_options=dict(kv.split("=", 1) for kv in args.grammar_option),
     )
     ready_s = time.perf_counter() - start
     prompts, max_tokens = workload(args.num_seqs)
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> dict:
         "overlap": not args.disable_overlap,
         "mixed_chunk": not args.no_mixed_chunk,
         "json_schema": args.json_schema,
+        **({"grammar_options": args.grammar_option} if args.grammar_option else {}),
         "cuda_graphs": engine.graph_runner is not None,
         "tp": args.tp,
         "num_seqs": args.num_seqs,
@@ -186,6 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--num-seqs", type=int, default=256)
     p.add_argument("--json-schema", action="store_true", help="constrain every request with BENCH_SCHEMA")
+    p.add_argument("--grammar-option", action="append", default=[], help="KEY=VALUE for the grammar backend")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: synthetic)")
     p.add_argument("--label", default=None)
     p.add_argument("--step-trace", default=None, help="CUDA: write a per-step GPU busy/idle timeline here")
