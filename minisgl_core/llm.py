@@ -33,6 +33,9 @@ class RequestOutput:
     """Prompt tokens whose KV came from the prefix cache."""
     logprobs: list[TokenLogprob] | None = None
     """Per generated token, when ``SamplingParams.logprobs`` was set."""
+    prompt_logprobs: list[TokenLogprob | None] | None = None
+    """Per prompt token when ``SamplingParams.prompt_logprobs`` was set (as vLLM: ``None`` for the first token,
+    which has nothing before it; ``rank`` is filled)."""
 
 
 class LLM:
@@ -183,6 +186,7 @@ class LLM:
             finish_reason=reason,
             num_cached_tokens=req.num_cached_tokens,
             logprobs=state.logprobs if req.params.logprobs is not None else None,
+            prompt_logprobs=[None, *req.prompt_logprobs] if req.params.prompt_logprobs is not None else None,
         )
 
 

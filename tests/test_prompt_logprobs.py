@@ -90,12 +90,18 @@ def test_generate_logprob_start_len(http, reference) -> None:
 
 
 @pytest.mark.gpu
-def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
-    """The same through the CUDA engine (FlashInfer prefill, chunked, CUDA graphs and overlap on): prompt
-    logprobs ride on the eager prefill. FlashInfer runs in bfloat16 (no float32 kernels), so the tolerance is
-    bfloat16's: its spacing near a logprob of -8 is 0.03, and a misplaced position is off by whole units."""
-    ids, lp = reference
-    srv = ServerProcess(tiny_qwen3.path, tmp_path / "server.log", "--device", "cuda", "--dtype", "bfloat16",
+def test_prompt_logprobs_on_gpu(tmp_path) -> None:
+    """The same through the CUDA engine (FlashInfer prefill, chunked, CUDA graphs and overlap on) with a tiny
+    model of the real models' head size (FlashInfer's kernels are built for 64/128/256). FlashInfer runs in
+    bfloat16 (no float32 kernels), so the tolerance is bfloat16's (this model in bfloat16 on the CPU is off by
+    up to 0.14); a misplaced position is off by whole units."""
+    from minisgl_core.testing.tiny_models import save_tiny_model
+
+    hf = save_tiny_model(tmp_path / "model", "qwen3", head_dim=128, num_attention_heads=4, num_key_value_heads=2)
+    ids = byte_tokenizer().encode(PROMPT)
+    with torch.no_grad():
+        lp = hf(torch.tensor([ids])).logits[0].float().log_softmax(dim=-1)
+    srv = ServerProcess(tmp_path / "model", tmp_path / "server.log", "--device", "cuda", "--dtype", "bfloat16",
                         "--attention", "auto", "--max-model-len", "128", "--max-prefill-tokens", "8")  # fmt: skip
     try:
         body = {"prompt": PROMPT, "max_tokens": 4, "temperature": 0.0, "prompt_logprobs": 1, "echo": True,
@@ -104,7 +110,7 @@ def test_prompt_logprobs_on_gpu(tiny_qwen3, tmp_path, reference) -> None:
             choice = c.post("/v1/completions", json=body).json()["choices"][0]
         got = choice["logprobs"]["token_logprobs"][1 : len(ids)]
         want = [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))]
-        assert got == pytest.approx(want, abs=0.1)
+        assert got == pytest.approx(want, abs=0.25)
     finally:
         srv.stop()
 
@@ -152,3 +158,24 @@ def test_engine_scores_prompts_like_transformers(tiny_qwen3, pressure: bool) -> 
         want = [float(lp[p - 1, prompt[p]]) for p in range(1, len(prompt))]
         assert [s.logprob for s in req.prompt_logprobs] == pytest.approx(want, abs=1e-4)
         assert all(len(s.top) == 2 and s.rank >= 1 for s in req.prompt_logprobs)
+
+
+def test_llm_generate_returns_prompt_logprobs(tiny_qwen3) -> None:
+    """The offline API hands them out as vLLM does: ``None`` for the first prompt token, then one entry per
+    token (with its rank and the requested top alternatives); ``None`` when not asked for."""
+    from minisgl_core import LLM, SamplingParams
+
+    llm = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", max_prefill_tokens=8)
+    ids = byte_tokenizer().encode(PROMPT)
+    asked, plain = llm.generate(
+        [ids, ids], [SamplingParams(max_tokens=1, prompt_logprobs=2), SamplingParams(max_tokens=1)]
+    )
+    with torch.no_grad():
+        lp = tiny_qwen3.hf_model(torch.tensor([ids])).logits[0].float().log_softmax(dim=-1)
+    got = asked.prompt_logprobs
+    assert plain.prompt_logprobs is None and len(got) == len(ids) and got[0] is None
+    assert [e.token_id for e in got[1:]] == ids[1:]
+    assert [e.logprob for e in got[1:]] == pytest.approx(
+        [float(lp[p - 1, ids[p]]) for p in range(1, len(ids))], abs=1e-4
+    )
+    assert all(len(e.top) == 2 and e.rank >= 1 for e in got[1:])

@@ -51,6 +51,7 @@ class _Planned:
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
+SUPPORTED_HEAD_DIMS = (64, 128, 256)  # what FlashInfer 0.5's Hopper prefill kernels are built for
 
 
 class FlashInferAttention(AttentionBackend):
@@ -61,6 +62,11 @@ class FlashInferAttention(AttentionBackend):
             raise ValueError(
                 f"FlashInfer attention runs in float16 or bfloat16, not {str(ctx.dtype).removeprefix('torch.')}: "
                 "pass --dtype bfloat16 (or --attention torch to keep this dtype)"
+            )
+        if ctx.head_dim not in SUPPORTED_HEAD_DIMS:  # else nvcc fails on a static assertion, minutes later
+            raise ValueError(
+                f"FlashInfer attention needs a head size of {', '.join(map(str, SUPPORTED_HEAD_DIMS))}, not "
+                f"{ctx.head_dim}: use --attention torch for this model"
             )
         import flashinfer
 

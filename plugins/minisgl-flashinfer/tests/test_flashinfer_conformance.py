@@ -23,14 +23,17 @@ def test_registered_without_importing_flashinfer() -> None:
     assert entry.metadata["devices"] == ("cuda",)
 
 
-def test_float32_is_refused_with_a_way_out() -> None:
-    """FlashInfer has no float32 kernels: the backend says so (and what to pass) before importing it."""
+def test_float32_and_odd_head_sizes_are_refused_with_a_way_out() -> None:
+    """FlashInfer has no float32 kernels and builds its Hopper prefill for head sizes 64/128/256 only: the
+    backend says so (and what to pass) before importing FlashInfer."""
     from types import SimpleNamespace
 
     from minisgl_flashinfer.backend import FlashInferAttention
 
     with pytest.raises(ValueError, match="float16 or bfloat16, not float32: pass --dtype bfloat16"):
-        FlashInferAttention(SimpleNamespace(dtype=torch.float32))  # type: ignore[arg-type]
+        FlashInferAttention(SimpleNamespace(dtype=torch.float32, head_dim=128))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="head size of 64, 128, 256, not 16: use --attention torch"):
+        FlashInferAttention(SimpleNamespace(dtype=torch.bfloat16, head_dim=16))  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not HAVE_FLASHINFER, reason="flashinfer is not installed (GPU machines only)")
