@@ -4,7 +4,8 @@ vocabulary, one xgrammar GrammarMatcher per request.
 Options: ``any_whitespace`` (``false`` by default: JSON is generated compact, so a weak model cannot wander
 into endless whitespace; ``true`` allows any whitespace between tokens, as the JSON grammar does) and
 ``max_threads`` (compiler threads, default 1: compilation runs on the core's worker thread already) and
-``fill_threads`` (threads filling a step's bitmask rows, ``auto`` by default: xgrammar's choice).
+``fill_threads`` (threads filling a step's bitmask rows, default 1; ``auto`` is xgrammar's choice: on the H200's
+16-core host every request constrained, 1 thread filled a step in 1.6 ms, ``auto`` in 3.8 ms, 16 in 4.3 ms).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class XGrammarBackend(GrammarBackend):
         )
         self._terminate_without_stop = not stops
         self._compiler = xgrammar.GrammarCompiler(info, max_threads=threads, cache_enabled=False)
-        fill = ctx.options.get("fill_threads", "auto")
+        fill = ctx.options.get("fill_threads", "1")
         self._batch = xgrammar.BatchGrammarMatcher(max_threads=fill if fill == "auto" else int(fill))
 
     def compile(self, constraint: Constraint) -> Any:
