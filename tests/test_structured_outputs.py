@@ -4,6 +4,7 @@ unconstrained requests; bad constraints; a grammar dead end; no mask work for un
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -35,9 +36,21 @@ def model_dir():  # noqa: ANN201
     return tiny_model_dir("qwen3", eos_token_id=EOS)
 
 
-@pytest.fixture(scope="module")
-def llm(model_dir) -> LLM:  # noqa: ANN001
-    return LLM(str(model_dir), device="cpu", attention="torch", grammar_backend="xgrammar")
+HAVE_LLGUIDANCE = importlib.util.find_spec("minisgl_llguidance") is not None and bool(
+    importlib.util.find_spec("llguidance")
+)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "xgrammar",
+        pytest.param("llguidance", marks=pytest.mark.skipif(not HAVE_LLGUIDANCE, reason="no llguidance")),
+    ],
+)
+def llm(model_dir, request: pytest.FixtureRequest) -> LLM:  # noqa: ANN001
+    """An engine with each first-party grammar backend (the end-to-end tests below run for both)."""
+    return LLM(str(model_dir), device="cpu", attention="torch", grammar_backend=request.param)
 
 
 def test_100_requests_over_20_schemas_validate(llm: LLM) -> None:
