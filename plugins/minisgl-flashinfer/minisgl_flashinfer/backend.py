@@ -17,6 +17,7 @@ import torch
 from minisgl_core.contracts import AttentionBackend, AttentionContext, AttentionLayerSpec, ForwardBatch, Phase
 from minisgl_core.kernels import ops, use_triton
 from minisgl_flashinfer.graph_replan import GraphReplanner, supported
+from minisgl_flashinfer.plugin import SUPPORTED_HEAD_DIMS
 
 WORKSPACE_BYTES = 256 << 20
 
@@ -51,7 +52,6 @@ class _Planned:
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
-SUPPORTED_HEAD_DIMS = (64, 128, 256)  # what FlashInfer 0.5's Hopper prefill kernels are built for
 
 
 class FlashInferAttention(AttentionBackend):

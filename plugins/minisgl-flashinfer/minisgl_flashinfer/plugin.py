@@ -8,6 +8,7 @@ from typing import Any
 from minisgl_core import hookimpl
 
 NAME = "flashinfer"
+SUPPORTED_HEAD_DIMS = (64, 128, 256)  # what FlashInfer 0.5's Hopper prefill kernels are built for
 
 
 def flashinfer_installed() -> bool:
@@ -27,6 +28,7 @@ def minisgl_register_attention_backends(register: Any) -> None:
 
 @hookimpl
 def minisgl_choose_attention_backend(device: Any, model_config: Any, available: list[str]) -> str | None:
-    if device.type == "cuda" and NAME in available and flashinfer_installed():
-        return NAME
+    """FlashInfer on CUDA when installed and built for the model's head size (else ``auto`` goes on)."""
+    if device.type == "cuda" and NAME in available and model_config.head_dim in SUPPORTED_HEAD_DIMS:
+        return NAME if flashinfer_installed() else None
     return None

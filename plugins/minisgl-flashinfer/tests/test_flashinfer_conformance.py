@@ -36,6 +36,19 @@ def test_float32_and_odd_head_sizes_are_refused_with_a_way_out() -> None:
         FlashInferAttention(SimpleNamespace(dtype=torch.bfloat16, head_dim=16))  # type: ignore[arg-type]
 
 
+def test_auto_skips_flashinfer_for_head_sizes_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from minisgl_flashinfer import plugin
+
+    monkeypatch.setattr(plugin, "flashinfer_installed", lambda: True)
+    cuda = torch.device("cuda")
+    choose = plugin.minisgl_choose_attention_backend
+    assert choose(cuda, SimpleNamespace(head_dim=128), ["torch", "flashinfer"]) == "flashinfer"
+    assert choose(cuda, SimpleNamespace(head_dim=16), ["torch", "flashinfer"]) is None  # auto goes on to torch
+    assert choose(torch.device("cpu"), SimpleNamespace(head_dim=128), ["torch"]) is None
+
+
 @pytest.mark.skipif(not HAVE_FLASHINFER, reason="flashinfer is not installed (GPU machines only)")
 class TestFlashInfer(AttentionBackendSuite):
     backend = "flashinfer"
