@@ -41,13 +41,13 @@ HAVE_LLGUIDANCE = importlib.util.find_spec("minisgl_llguidance") is not None and
 )
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "xgrammar",
-        pytest.param("llguidance", marks=pytest.mark.skipif(not HAVE_LLGUIDANCE, reason="no llguidance")),
-    ],
-)
+BACKENDS = [
+    "xgrammar",
+    pytest.param("llguidance", marks=pytest.mark.skipif(not HAVE_LLGUIDANCE, reason="no llguidance")),
+]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
 def llm(model_dir, request: pytest.FixtureRequest) -> LLM:  # noqa: ANN001
     """An engine with each first-party grammar backend (the end-to-end tests below run for both)."""
     return LLM(str(model_dir), device="cpu", attention="torch", grammar_backend=request.param)
@@ -181,13 +181,14 @@ def test_a_dead_end_finishes_the_request_with_a_reason(model_dir, disable_overla
 
 
 @pytest.mark.gpu
-def test_constrained_decoding_under_cuda_graphs_and_overlap(tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_constrained_decoding_under_cuda_graphs_and_overlap(tmp_path, backend: str) -> None:  # noqa: ANN001
     """On the GPU: decode steps replay CUDA graphs with overlap on; 100 schema requests, regexes and choices
     in one batch validate, and free requests in the same batches match a run without constraints."""
     from minisgl_core.testing import save_tiny_model
 
     save_tiny_model(tmp_path, "qwen3", head_dim=128, num_attention_heads=4, num_key_value_heads=2, eos_token_id=EOS)
-    llm = LLM(str(tmp_path), device="cuda", dtype="bfloat16", grammar_backend="xgrammar")
+    llm = LLM(str(tmp_path), device="cuda", dtype="bfloat16", grammar_backend=backend)
     assert llm.runtime.engine.graph_runner is not None
     free = SamplingParams(temperature=0.0, max_tokens=24, ignore_eos=True)
     alone = [o.token_ids for o in llm.generate(["free a", "free b"], free, use_tqdm=False)]
