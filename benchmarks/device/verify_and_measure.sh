@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # One device call that verifies the GPU path and measures it (run from the repository root, carrying .whl):
 #   bash benchmarks/device/verify_and_measure.sh [SUITE_LABEL ...]
-# 1. the GPU tests (kernels, engine, model/builtin conformance, FlashInfer conformance), 2. the offline
+# 1. the GPU tests (kernels, engine, model/builtin conformance, logit_bias, prompt logprobs, structured outputs with
+# both grammar backends, FlashInfer conformance; the 15 slowest listed), 2. the offline
 # benchmark's headline configurations (or the offline_suite labels given), 3. everything packed into ONE file,
 # $OUT/results.tgz: the device returns only a few files per call, and a fresh machine is slow to start, so
 # each step has its own time limit and a failed step does not stop the next.
 # SUITE=0 skips step 2. EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
-# Budget: about 1 min set-up + up to 3 min tests + about 40 s per 0.6B configuration.
+# Budget: about 1 min set-up + up to 4 min tests (7 with a cold FlashInfer cache) + about 40 s per 0.6B configuration.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 R=$(mktemp -d)
 source benchmarks/device/setup.sh > "$R/setup.log" 2>&1
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.used --format=csv > "$R/gpu.txt" 2>&1
-timeout ${TEST_TIMEOUT:-200} python -m pytest -q tests/test_kernels.py tests/test_gpu_engine.py tests/test_conformance_models.py \
-  tests/test_conformance_builtin.py plugins/minisgl-flashinfer/tests > "$R/pytest.txt" 2>&1
+timeout ${TEST_TIMEOUT:-420} python -m pytest -q -p no:cacheprovider --durations=15 tests/test_kernels.py \
+  tests/test_gpu_engine.py tests/test_conformance_models.py tests/test_conformance_builtin.py tests/test_logit_bias.py \
+  tests/test_prompt_logprobs.py tests/test_structured_outputs.py plugins/minisgl-flashinfer/tests \
+  plugins/minisgl-xgrammar/tests plugins/minisgl-llguidance/tests > "$R/pytest.txt" 2>&1
 echo "pytest rc $? | $(tail -1 "$R/pytest.txt")"
 labels=("$@")
 [ ${#labels[@]} -eq 0 ] && labels=("flashinfer p64" "flashinfer p16" "flashinfer p1")
