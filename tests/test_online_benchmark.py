@@ -180,3 +180,16 @@ def test_replay_against_demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     png = tmp_path / "p.png"
     assert online.main(["--plot", str(png), "--plot-from", str(out / "t-ts1.summary.json")]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_admission_cost_on_a_multi_turn_trace(trace: list[TraceRequest], tmp_path: Path) -> None:
+    """benchmarks/admission_cost.py: later turns hit the prefix cache, and every measured function ran."""
+    import admission_cost
+
+    path = tmp_path / "trace.jsonl"
+    traces.save_trace(trace, path)
+    result = admission_cost.run(path, page_size=16, cache="radix")
+    assert result["requests"] == len(trace) and result["prefix_hit_rate"] > 0.3
+    assert all(result[k] > 0 for k in result if k.endswith(("_per_request", "_per_step")))
+    naive = admission_cost.run(path, page_size=16, cache="naive")
+    assert naive["prefix_hit_rate"] == 0
