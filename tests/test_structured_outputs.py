@@ -206,3 +206,22 @@ def test_constrained_decoding_under_cuda_graphs_and_overlap(tmp_path, backend: s
         else:
             assert out.text in p.choice
     llm.scheduler.check_memory()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grammar_fill_benchmark_walks(backend: str) -> None:
+    """benchmarks/grammar_fill.py: the benchmark's walk on the 151,936-piece vocabulary only takes allowed
+    tokens, and every matcher accepts them (``measure`` asserts it)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import grammar_fill
+    from offline import bytelevel_tokenizer
+
+    from minisgl_core.text import load_tokenizer
+
+    tok = load_tokenizer(str(bytelevel_tokenizer(grammar_fill.VOCAB, Path(tempfile.mkdtemp()))))
+    result = grammar_fill.measure(backend, tok, rows=4, steps=5, options={})
+    assert result["rows"] == 4 and result["fill_ms_per_step"] > 0 and result["accept_ms_per_step"] > 0
