@@ -31,6 +31,36 @@ STACKED_WEIGHTS = {
 }
 
 
+def checkpoint_shapes(cfg: ModelConfig, qk_norm: bool) -> list[tuple[str, tuple[int, ...]]]:
+    """The Hugging Face checkpoint of a Llama-family decoder (``qk_norm``: Qwen3's): names and full shapes."""
+    h, d, inter = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size
+    mlp_bias = bool(cfg.raw.get("mlp_bias", False))
+    projections = [  # (module, output features, input features, has a bias)
+        ("self_attn.q_proj", cfg.num_heads * d, h, cfg.attention_bias),
+        ("self_attn.k_proj", cfg.num_kv_heads * d, h, cfg.attention_bias),
+        ("self_attn.v_proj", cfg.num_kv_heads * d, h, cfg.attention_bias),
+        ("self_attn.o_proj", h, cfg.num_heads * d, cfg.attention_bias),
+        ("mlp.gate_proj", inter, h, mlp_bias),
+        ("mlp.up_proj", inter, h, mlp_bias),
+        ("mlp.down_proj", h, inter, mlp_bias),
+    ]
+    norms = [("input_layernorm", h), ("post_attention_layernorm", h)]
+    if qk_norm:
+        norms += [("self_attn.q_norm", d), ("self_attn.k_norm", d)]
+    shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (cfg.vocab_size, h))]
+    for i in range(cfg.num_layers):
+        prefix = f"model.layers.{i}."
+        shapes += [(f"{prefix}{name}.weight", (size,)) for name, size in norms]
+        for name, out_features, in_features, bias in projections:
+            shapes.append((f"{prefix}{name}.weight", (out_features, in_features)))
+            if bias:
+                shapes.append((f"{prefix}{name}.bias", (out_features,)))
+    shapes.append(("model.norm.weight", (h,)))
+    if not cfg.tie_word_embeddings:
+        shapes.append(("lm_head.weight", (cfg.vocab_size, h)))
+    return shapes
+
+
 class DecoderAttention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_id: int, rotary: RotaryEmbedding, qk_norm: bool) -> None:
         super().__init__()
@@ -117,6 +147,7 @@ class DecoderForCausalLM(CausalLM):
         super().__init__()
         cfg = ctx.config
         self.config = cfg
+        self.qk_norm = qk_norm
         self.model = DecoderModel(cfg, ctx.max_model_len, qk_norm)
         self.lm_head = ParallelLMHead(cfg.vocab_size, cfg.hidden_size)
         if cfg.tie_word_embeddings:
@@ -125,6 +156,9 @@ class DecoderForCausalLM(CausalLM):
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         hidden = self.model(batch)
         return self.lm_head(hidden[batch.sample_indices])
+
+    def checkpoint_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return checkpoint_shapes(self.config, self.qk_norm)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         skip = ["rotary_emb.inv_freq"] + (["lm_head.weight"] if self.config.tie_word_embeddings else [])

@@ -113,3 +113,25 @@ def test_dummy_weights_on_a_real_config_shape(tmp_path: Path) -> None:
               max_model_len=512, num_kv_tokens=2048)  # fmt: skip
     out = llm.generate([1, 2, 3], SamplingParams(max_tokens=4, ignore_eos=True))[0]
     assert len(out.token_ids) == 4
+
+
+@pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason="benchmark model configs not present")
+@pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-14b", "qwen3-32b", "llama-3.1-8b-instruct", "biased-llama"])
+def test_dummy_checkpoint_shapes_match_transformers_on_real_configs(name: str) -> None:
+    """The decoder's checkpoint_shapes (dummy weights without importing transformers' modeling code) equal
+    the names and shapes of transformers' model for the real configs, and a Llama with every bias on."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from minisgl_models.decoder import checkpoint_shapes
+
+    raw = json.loads(
+        (SHARED_MODELS / name.replace("biased-llama", "llama-3.2-1b-instruct") / "config.json").read_text()
+    )
+    if name == "biased-llama":
+        raw.update(attention_bias=True, mlp_bias=True, tie_word_embeddings=False, num_hidden_layers=2)
+    config = AutoConfig.for_model(**raw)
+    with torch.device("meta"):
+        want = {n: tuple(p.shape) for n, p in AutoModelForCausalLM.from_config(config).named_parameters()}
+    got = checkpoint_shapes(ModelConfig.from_dict(raw), qk_norm=name.startswith("qwen3"))
+    assert dict(got) == want and len(got) == len(want)
+    assert (name == "biased-llama") == any(n.endswith(".bias") for n in want)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -11,22 +11,25 @@ from torch import nn
 
 
 def dummy_checkpoint(
-    model_dir: Path, device: torch.device, dtype: torch.dtype, seed: int = 0
-) -> Iterator[tuple[str, torch.Tensor]] | None:
+    model_dir: Path, device: torch.device, dtype: torch.dtype, seed: int = 0,
+    shapes: Sequence[tuple[str, Sequence[int]]] | None = None,
+) -> Iterator[tuple[str, torch.Tensor]] | None:  # fmt: skip
     """Random tensors named and shaped like the model's Hugging Face checkpoint (``--load-format dummy``),
-    for ``load_weights``; ``None`` when transformers cannot build the architecture from ``config.json``.
+    for ``load_weights``: ``shapes`` (the model's ``checkpoint_shapes()``) or, when it is ``None``, those of
+    transformers' model built on the meta device; ``None`` when transformers cannot build the architecture.
 
     Each tensor is a function of ``(seed, name)`` only, and every tensor-parallel rank takes its shard of the
     same full tensor through the weight loaders: the model is the same at every TP size.
     """
-    try:
-        from transformers import AutoConfig, AutoModelForCausalLM
+    if shapes is None:
+        try:
+            from transformers import AutoConfig, AutoModelForCausalLM
 
-        config = AutoConfig.from_pretrained(model_dir)
-        with torch.device("meta"):  # shapes only: no memory, no initialisation
-            shapes = [(n, p.shape) for n, p in AutoModelForCausalLM.from_config(config).named_parameters()]
-    except Exception:  # noqa: BLE001 - an architecture transformers does not know: the caller falls back
-        return None
+            config = AutoConfig.from_pretrained(model_dir)
+            with torch.device("meta"):  # shapes only: no memory, no initialisation
+                shapes = [(n, p.shape) for n, p in AutoModelForCausalLM.from_config(config).named_parameters()]
+        except Exception:  # noqa: BLE001 - an architecture transformers does not know: the caller falls back
+            return None
 
     def tensors() -> Iterator[tuple[str, torch.Tensor]]:
         for name, shape in shapes:

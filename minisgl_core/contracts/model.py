@@ -49,5 +49,12 @@ class CausalLM(nn.Module, ABC):
     @abstractmethod
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy checkpoint tensors (Hugging Face names) into the parameters, each through its
-        ``weight_loader`` so tensor-parallel shards are cut here. Called once after construction unless the
-        load format is ``dummy``. :func:`minisgl_core.checkpoint.load_by_name` does the common mapping."""
+        ``weight_loader`` so tensor-parallel shards are cut here. Called once after construction (with random
+        tensors for ``--load-format dummy``). :func:`minisgl_core.checkpoint.load_by_name` does the common mapping."""
+
+    def checkpoint_shapes(self) -> list[tuple[str, tuple[int, ...]]] | None:
+        """The checkpoint tensors :meth:`load_weights` reads: Hugging Face names and full (unsharded) shapes.
+        Called once per engine process for ``--load-format dummy``, after construction. ``None`` (the
+        default): the core learns them from transformers' model built on the meta device, which costs the
+        import of transformers' modeling code (about 3 s)."""
+        return None

@@ -40,7 +40,7 @@ def build_model(ctx: ModelContext, model_dir: Path, load_format: str, seed: int)
     model.eval()
     weights = None
     if load_format == "dummy":
-        weights = dummy_checkpoint(model_dir, ctx.device, ctx.dtype, seed)
+        weights = dummy_checkpoint(model_dir, ctx.device, ctx.dtype, seed, model.checkpoint_shapes())
         if weights is None:
             if ctx.tp.size > 1:
                 logger.warning("dummy weights of %s differ between TP sizes", ctx.config.architecture)

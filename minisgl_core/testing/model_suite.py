@@ -124,6 +124,16 @@ class ModelPluginSuite(ConformanceSuite):
         assert [o.token_ids for o in again] == want[-2:], f"{variant}: second pass diverged"
         llm.scheduler.check_memory()
 
+    def test_checkpoint_shapes_match_the_checkpoint(self, reference: Reference) -> None:
+        """``checkpoint_shapes()``, when the model gives it, names every tensor of the checkpoint transformers
+        wrote, with its shape (dummy weights are made from it)."""
+        shapes = self.llm(reference.path, load_format="dummy").runtime.engine.model.checkpoint_shapes()
+        if shapes is None:
+            pytest.skip("the model leaves checkpoint shapes to transformers (the default)")
+        want = {name: tuple(p.shape) for name, p in reference.model.named_parameters()}
+        assert {name: tuple(shape) for name, shape in shapes} == want
+        assert len(shapes) == len(want), "a tensor is named twice"
+
     def test_dummy_weights_load(self, reference: Reference) -> None:
         from minisgl_core.contracts.sampling import SamplingParams
 
