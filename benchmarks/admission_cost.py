@@ -26,11 +26,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host_overhead import use_fake_engine  # noqa: E402
 from traces import PromptBuilder, load_trace  # noqa: E402
 
 from minisgl_core import LLM, SamplingParams  # noqa: E402
-from minisgl_core.engine.engine import StepOutput  # noqa: E402
-from minisgl_core.engine.sampler import SampleResult  # noqa: E402
 from minisgl_core.testing.tiny_models import save_tiny_model  # noqa: E402
 
 MEASURED = {  # label -> (file suffix, function name) in the profile
@@ -47,11 +46,8 @@ def run(trace: Path, page_size: int, cache: str) -> dict:
     save_tiny_model(model_dir, "qwen3", vocab_size=32000, max_position_embeddings=8192)
     llm = LLM(model_dir, device="cpu", attention="torch", num_kv_tokens=800_000, max_model_len=8192,
               page_size=page_size, cache=cache)  # fmt: skip
+    use_fake_engine(llm)
     vocab = llm.runtime.model_config.vocab_size
-    gen = torch.Generator().manual_seed(0)
-    llm.runtime.engine.run = lambda plan: StepOutput(  # type: ignore[method-assign]
-        SampleResult(torch.randint(0, vocab, (len(plan.sample),), generator=gen)), None
-    )
     reqs = load_trace(trace)
     builder = PromptBuilder(vocab_size=vocab)
     turns: dict[int, list[int]] = {}

@@ -30,13 +30,19 @@ from minisgl_core.engine.engine import StepOutput  # noqa: E402
 from minisgl_core.engine.sampler import SampleResult  # noqa: E402
 
 
-def run_once(profile: bool) -> dict:
-    llm = LLM("demo", device="cpu", num_kv_tokens=400_000, max_model_len=4096)
+def use_fake_engine(llm: LLM, seed: int = 0) -> None:
+    """Replace ``llm``'s engine step by an instant one that samples uniformly random tokens (seeded)."""
     vocab = llm.runtime.model_config.vocab_size
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     llm.runtime.engine.run = lambda plan: StepOutput(  # type: ignore[method-assign]
         SampleResult(torch.randint(0, vocab, (len(plan.sample),), generator=generator)), None
     )
+
+
+def run_once(profile: bool) -> dict:
+    llm = LLM("demo", device="cpu", num_kv_tokens=400_000, max_model_len=4096)
+    vocab = llm.runtime.model_config.vocab_size
+    use_fake_engine(llm)
     steps = 0
     step = llm.runtime.scheduler.step
 

@@ -11,7 +11,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from minisgl_core.parallel import stop_process_group
 
@@ -141,3 +145,18 @@ def group_members(pgid: int) -> set[int]:
             if fields[0] != "Z" and int(fields[2]) == pgid:
                 out.add(int(entry))
     return out
+
+
+def serving(tmp_path_factory: Any, model_path: Path, *extra: str) -> Iterator[ServerProcess]:
+    """The body of a test module's server fixture: start one (its log in a fresh folder), yield it, stop it."""
+    srv = ServerProcess(model_path, tmp_path_factory.mktemp("srv") / "server.log", *extra)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def http_client(server: ServerProcess) -> Iterator[httpx.Client]:
+    """The body of a test module's ``http`` fixture: a raw client of ``server``."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client

@@ -9,7 +9,7 @@ import math
 import httpx
 import pytest
 import torch
-from server_harness import ServerProcess
+from server_harness import ServerProcess, http_client, serving
 
 from minisgl_core.checkpoint.tiny import byte_tokenizer
 
@@ -18,16 +18,12 @@ PROMPT = "The quick brown fox jumps over"  # 30 byte tokens: four chunks of 8
 
 @pytest.fixture(scope="module")
 def server(tiny_qwen3, tmp_path_factory):
-    log = tmp_path_factory.mktemp("srv") / "server.log"
-    srv = ServerProcess(tiny_qwen3.path, log, "--max-model-len", "128", "--max-prefill-tokens", "8")
-    yield srv
-    srv.stop()
+    yield from serving(tmp_path_factory, tiny_qwen3.path, "--max-model-len", "128", "--max-prefill-tokens", "8")
 
 
 @pytest.fixture(scope="module")
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
+    yield from http_client(server)
 
 
 @pytest.fixture(scope="module")

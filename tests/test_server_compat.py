@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
-from server_harness import ServerProcess
+from server_harness import http_client, serving
 
 from minisgl_core.checkpoint.tiny import byte_tokenizer
 
@@ -22,9 +21,7 @@ MESSAGES = [{"role": "user", "content": "Hello there"}]
 
 @pytest.fixture(scope="module")
 def server(tiny_qwen3, tmp_path_factory):
-    srv = ServerProcess(tiny_qwen3.path, tmp_path_factory.mktemp("srv") / "server.log", "--max-model-len", "256")
-    yield srv
-    srv.stop()
+    yield from serving(tmp_path_factory, tiny_qwen3.path, "--max-model-len", "256")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +31,7 @@ def client(server) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
+    yield from http_client(server)
 
 
 def sse_events(raw: str) -> list[dict]:

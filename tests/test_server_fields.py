@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import typing
 
-import httpx
 import pytest
 from openai.types import completion_create_params as cp
 from openai.types.chat import completion_create_params as ccp
-from server_harness import ServerProcess
+from server_harness import http_client, serving
 
 from minisgl_core.checkpoint.tiny import byte_tokenizer
 from minisgl_core.text import apply_chat_template
@@ -53,16 +52,12 @@ BASE = {
 
 @pytest.fixture(scope="module")
 def server(tiny_qwen3, tmp_path_factory):
-    log = tmp_path_factory.mktemp("srv") / "server.log"
-    srv = ServerProcess(tiny_qwen3.path, log, "--max-model-len", "128", "--served-model-name", "tiny")
-    yield srv
-    srv.stop()
+    yield from serving(tmp_path_factory, tiny_qwen3.path, "--max-model-len", "128", "--served-model-name", "tiny")
 
 
 @pytest.fixture(scope="module")
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
+    yield from http_client(server)
 
 
 def _fields(params: type) -> set[str]:

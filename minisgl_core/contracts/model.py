@@ -56,5 +56,5 @@ class CausalLM(nn.Module, ABC):
         """The checkpoint tensors :meth:`load_weights` reads: Hugging Face names and full (unsharded) shapes.
         Called once per engine process for ``--load-format dummy``, after construction. ``None`` (the
         default): the core learns them from transformers' model built on the meta device, which costs the
-        import of transformers' modeling code (about 3 s)."""
+        import of transformers' modeling code (1.3-1.5 s of ``LLM()`` for Qwen3-0.6B on a 2-core CPU)."""
         return None

@@ -51,9 +51,9 @@ class Req:
     arrival: int
     """Submission order: a sequence number per engine process, lower is earlier (not a time)."""
     arrival_time: float = 0.0
+    """When the request was submitted, in seconds on the scheduler's clock (``SchedulerView.now``)."""
     admit_time: float = 0.0
     """When the request was first admitted (left the waiting queue), on the same clock."""
-    """When the request was submitted, in seconds on the scheduler's clock (``SchedulerView.now``)."""
     output_ids: list[int] = field(default_factory=list)
     row: int | None = None
     kv_len: int = 0

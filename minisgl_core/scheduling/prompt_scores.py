@@ -26,8 +26,10 @@ class PromptScores:
     def add(self, req: Req, index: int, start: int, n: int) -> None:
         """``req`` (batch index ``index``) computes positions ``[start, start + n)`` in this step."""
         k = req.params.prompt_logprobs
+        if k is None or req.output_ids:
+            return
         count = min(n, len(req.prompt_ids) - 1 - start)
-        if k is None or req.output_ids or count <= 0:
+        if count <= 0:
             return
         if start == 0:  # a request retracted before its first token starts over (its results were read)
             req.prompt_logprobs.clear()

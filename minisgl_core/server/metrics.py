@@ -84,8 +84,9 @@ class Metrics:
         self.decode = histogram("minisgl_request_decode_time_seconds", "first token to the finish", REQUEST_BUCKETS)
         self.prompt_hist = histogram("minisgl_request_prompt_tokens", "prompt tokens per request", TOKEN_BUCKETS)
         self.gen_hist = histogram("minisgl_request_generation_tokens", "generated tokens per request", TOKEN_BUCKETS)
-        self.prompt_tokens = Counter("minisgl_prompt_tokens", "prompt tokens of finished requests", LABEL, registry=r)
-        self.prompt_tokens = self.prompt_tokens.labels(*m)
+        self.prompt_tokens = Counter(
+            "minisgl_prompt_tokens", "prompt tokens of finished requests", LABEL, registry=r
+        ).labels(*m)
         self.generation_tokens = Counter("minisgl_generation_tokens", "generated tokens", LABEL, registry=r).labels(*m)
         self.requests = Counter(
             "minisgl_requests", "finished requests by finish reason", ["finish_reason", *LABEL], registry=r

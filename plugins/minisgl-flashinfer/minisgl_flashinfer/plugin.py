@@ -29,6 +29,5 @@ def minisgl_register_attention_backends(register: Any) -> None:
 @hookimpl
 def minisgl_choose_attention_backend(device: Any, model_config: Any, available: list[str]) -> str | None:
     """FlashInfer on CUDA when installed and built for the model's head size (else ``auto`` goes on)."""
-    if device.type == "cuda" and NAME in available and model_config.head_dim in SUPPORTED_HEAD_DIMS:
-        return NAME if flashinfer_installed() else None
-    return None
+    supported = device.type == "cuda" and NAME in available and model_config.head_dim in SUPPORTED_HEAD_DIMS
+    return NAME if supported and flashinfer_installed() else None

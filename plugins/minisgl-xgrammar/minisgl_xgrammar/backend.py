@@ -88,7 +88,7 @@ class XGrammarBackend(GrammarBackend):
         return ebnf.replace(_LOOSE_STRING_CHAR, _STRICT_STRING_CHAR)
 
     def fill_bitmasks(self, matchers: Sequence[GrammarMatcher], bitmask: torch.Tensor, rows: Sequence[int]) -> None:
-        """A step's rows at once: xgrammar fills them on its own threads (outside the GIL)."""
+        """A step's rows in one call of xgrammar's batch matcher (outside the GIL; on ``fill_threads`` threads)."""
         if len(matchers) < PARALLEL_FROM:
             return super().fill_bitmasks(matchers, bitmask, rows)
         inner = [m._matcher for m in matchers]  # type: ignore[attr-defined]
