@@ -1,4 +1,5 @@
-"""The host side of CUDA-graph decode: filling the fixed buffers of a padded batch (runs on the CPU)."""
+"""The host side of CUDA graphs: filling the fixed buffers of a padded decode batch, the token buckets of
+prefill and mixed steps (runs on the CPU)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 
 from minisgl_core.contracts import HOST_RING
 from minisgl_core.engine.cuda_graph import CudaGraphRunner, graph_batch_sizes
+from minisgl_core.engine.piecewise_graph import token_buckets
 from minisgl_core.kv import PageTable
 
 
@@ -13,6 +15,15 @@ def test_batch_sizes_cover_every_batch() -> None:
     sizes = graph_batch_sizes(20)
     assert sizes == [1, 2, 4, 8, 16, 20]
     assert all(any(s >= b for s in sizes) for b in range(1, 21))
+
+
+def test_token_buckets_cover_every_step_with_little_padding() -> None:
+    assert token_buckets(2048) == [16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048]
+    assert token_buckets(100) == [16, 32, 64, 96, 100] and token_buckets(8) == [8]
+    sizes = token_buckets(3000)
+    for n in range(1, 3001):
+        padded = next(s for s in sizes if s >= n)
+        assert padded <= (1.5 * n if n > 64 else max(2 * n, 16)), (n, padded)
 
 
 def test_fill_pads_with_dummy_requests_and_writes_the_page_table() -> None:

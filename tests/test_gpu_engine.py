@@ -98,3 +98,27 @@ def test_sampling_on_gpu_is_seeded_and_batched(tiny_gpu_model) -> None:
     alone = llm.generate([[1, 2, 3]], params, use_tqdm=False)[0].token_ids
     crowd = llm.generate([[1, 2, 3]] + prompts(), [params] + [SamplingParams(temperature=1.0)] * 8, use_tqdm=False)
     assert crowd[0].token_ids == alone
+
+
+def _run_counting_pieces(path, prompt_sets: list[list[list[int]]], **kwargs) -> tuple[list[list[int]], int]:  # noqa: ANN001
+    llm = LLM(str(path), device="cuda", dtype="bfloat16", **kwargs)
+    tokens = [o.token_ids for ps in prompt_sets for o in llm.generate(ps, GREEDY, use_tqdm=False)]
+    llm.scheduler.check_memory()
+    pieces = llm.runtime.engine.piecewise
+    return tokens, pieces.replays if pieces is not None else 0
+
+
+@pytest.mark.parametrize("page_size", [1, 16])
+def test_piecewise_graphs_do_not_change_greedy_output(tiny_gpu_model, page_size: int) -> None:
+    """Prefill and mixed steps replayed from piecewise graphs (padded to their token bucket, attention run
+    eagerly between pieces) give the tokens of eager steps: chunked prompts, prefix-cache hits, decodes riding
+    along in mixed steps, and steps too large for the graphs falling back to eager."""
+    prompt_sets = [prompts(), prompts(shared=48, seed=1), prompts(n=12, shared=100, seed=2)]
+    for backend in [*gpu_backends(), "torch"]:
+        flags = dict(attention=backend, page_size=page_size, max_prefill_tokens=96, max_running_requests=8)
+        eager, none = _run_counting_pieces(tiny_gpu_model, prompt_sets, piecewise_cuda_graph_max_tokens=0, **flags)
+        graphs, replays = _run_counting_pieces(tiny_gpu_model, prompt_sets, **flags)
+        small, some = _run_counting_pieces(tiny_gpu_model, prompt_sets, piecewise_cuda_graph_max_tokens=40, **flags)
+        assert none == 0 and replays > 0 and 0 < some < replays, (backend, none, replays, some)
+        assert graphs == eager, f"{backend}: piecewise graphs changed greedy output"
+        assert small == eager, f"{backend}: piecewise graphs for small steps only changed greedy output"

@@ -70,6 +70,11 @@ class EngineConfig:
         aliases=("enable_mixed_chunk",),
     )
     cuda_graph_max_bs: int | None = setting(None, "largest decode batch captured in a CUDA graph (0 = off)")
+    piecewise_cuda_graph_max_tokens: int = setting(
+        2048,
+        "largest prefill or mixed step (in tokens) replayed from piecewise CUDA graphs: the forward pass "
+        "captured between attention calls, attention run eagerly (0 = off; larger steps run eagerly)",
+    )
     tp: int = setting(
         1, "tensor-parallel size (one engine process per rank)", aliases=("tensor_parallel_size", "tp_size")
     )
@@ -121,6 +126,10 @@ class EngineConfig:
             raise ValueError("multi-node tensor parallelism needs dist_init_addr (HOST:PORT of node 0)")
         if self.cuda_graph_max_bs is not None and self.cuda_graph_max_bs < 0:
             raise ValueError(f"cuda_graph_max_bs must be >= 0, got {self.cuda_graph_max_bs}")
+        if not isinstance(self.piecewise_cuda_graph_max_tokens, int) or self.piecewise_cuda_graph_max_tokens < 0:
+            raise ValueError(
+                f"piecewise_cuda_graph_max_tokens must be >= 0, got {self.piecewise_cuda_graph_max_tokens!r}"
+            )
         parts = self.attention.split(",") if isinstance(self.attention, str) else [""]
         if len(parts) > 2 or any(not part.strip() for part in parts):
             raise ValueError(f"attention must be NAME or PREFILL,DECODE, got {self.attention!r}")

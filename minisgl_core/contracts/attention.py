@@ -69,7 +69,9 @@ class AttentionBackend(ABC):
         ``batch.out_slots`` of layer ``layer.layer_id`` (read them from the pool, or use them directly).
         Queries are causal within each request and see its cached prefix. Returns
         ``[tokens, heads * head_dim]`` in ``q``'s dtype. Called by every attention layer during the model's
-        forward pass; must not write the pool.
+        forward pass; must not write the pool. Prefill and mixed steps replayed from piecewise CUDA graphs
+        call it from the engine instead, between graph pieces and never inside a capture, with ``q``/``k``/``v``
+        in engine-owned buffers: ``batch`` is then the step as prepared, so nothing else changes.
         """
 
     def init_cuda_graph(self, max_batch_size: int) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -21,28 +20,16 @@ from minisgl_core.contracts.model_config import ModelConfig
 from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.engine.cuda_graph import CudaGraphRunner
 from minisgl_core.engine.model_loader import build_model, resolve_dtype
+from minisgl_core.engine.piecewise_graph import PiecewiseGraphRunner
 from minisgl_core.engine.plan import StepPlan
 from minisgl_core.engine.prompt_logprobs import PromptLogprobs, prompt_positions, score
-from minisgl_core.engine.sampler import PenaltyState, Sampler, SampleResult, SamplingBatch
+from minisgl_core.engine.sampler import PenaltyState, Sampler, SamplingBatch
+from minisgl_core.engine.step_output import StepOutput
 from minisgl_core.kv import KVPool, PageTable, kv_pages
 from minisgl_core.parallel import broadcast_object, broadcast_tensor, get_tp, resolve_device, set_tp
 from minisgl_core.plugins import ATTENTION, build, resolve_attention
 
 logger = logging.getLogger("minisgl.engine")
-
-
-@dataclass
-class StepOutput:
-    """What one step sampled, copied to the host asynchronously; :meth:`wait` blocks until it is there."""
-
-    host: SampleResult
-    event: torch.cuda.Event | None
-
-    def wait(self) -> SampleResult:
-        """Wait for the step to finish and return its results as host tensors."""
-        if self.event is not None:
-            self.event.synchronize()
-        return self.host
 
 
 class Engine:
@@ -90,6 +77,7 @@ class Engine:
         self.sampler = Sampler(self.device, config.seed)
         self.last_token = torch.zeros(self.page_table.num_rows, dtype=torch.int64, device=self.device)
         self.graph_runner: CudaGraphRunner | None = None
+        self.piecewise: PiecewiseGraphRunner | None = None
         self._prompt: PromptLogprobs | None = None
         """Prompt logprobs computed by the forward of the step being run, until its sampling."""
 
@@ -126,7 +114,9 @@ class Engine:
         logger.info("warmed up kernels in %.1f s", time.perf_counter() - start)
 
     def capture_cuda_graphs(self) -> None:
-        """Capture the decode graphs where the device, the decode backend and the config allow."""
+        """Capture the decode graphs, and the piecewise graphs of prefill and mixed steps, where the device,
+        the decode backend and the config allow."""
+        self._capture_piecewise()
         max_bs = self.config.cuda_graph_max_bs
         if max_bs is None:
             max_bs = self.config.max_running_requests
@@ -142,6 +132,20 @@ class Engine:
         )  # fmt: skip
         runner.capture()
         self.graph_runner = runner
+
+    def _capture_piecewise(self) -> None:
+        max_tokens = min(
+            self.config.piecewise_cuda_graph_max_tokens,
+            self.config.max_prefill_tokens + self.config.max_running_requests,  # the largest mixed step
+        )
+        if self.device.type != "cuda" or max_tokens <= 0:
+            return
+        runner = PiecewiseGraphRunner(
+            self.model, self.kv_pool, self.page_table.device_table, self.config.page_size, max_tokens,
+            self.config.max_running_requests, self.device,
+        )  # fmt: skip
+        runner.capture()
+        self.piecewise = runner
 
     # -- one step -----------------------------------------------------------------------------------
 
@@ -229,7 +233,7 @@ class Engine:
             self.last_token[sample_rows] = result.tokens
             if self.sampler.penalties is not None:
                 self.sampler.penalties.record(sample_rows, result.tokens)
-        return self._finish(result)
+        return StepOutput.start(result, self.device)
 
     def follow(self) -> None:
         """Ranks other than 0: run every plan rank 0 broadcasts, until it broadcasts ``None``."""
@@ -261,7 +265,11 @@ class Engine:
                 batch.sample_indices = torch.cat([self._to_device(torch.from_numpy(idx)), batch.sample_indices])
             batch.attn = self.decode_attn if plan.phase is Phase.DECODE else self.prefill_attn
             batch.attn.prepare(batch)
-            logits = self.model(batch)
+            pieces = self.piecewise if plan.phase is Phase.PREFILL and not extra else None
+            if pieces is not None and pieces.can_run(plan.num_tokens, len(plan.sample)):
+                logits = pieces.run(batch, self.prefill_attn)
+            else:
+                logits = self.model(batch)
             if extra:
                 assert plan.prompt_targets is not None
                 self._prompt = score(logits[:extra], self._to_device(plan.prompt_targets), plan.prompt_top)
@@ -275,21 +283,3 @@ class Engine:
             self.sampler.penalties = PenaltyState(self.page_table.num_rows, self.model_config.vocab_size, self.device)
         for row, prompt_ids, output_ids in plan.penalty_init:
             self.sampler.penalties.reset(row, self._to_device(prompt_ids), self._to_device(output_ids))
-
-    def _finish(self, result: SampleResult) -> StepOutput:
-        if self.device.type != "cuda":
-            return StepOutput(result, None)
-
-        def to_host(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None:
-                return None
-            host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-            return host.copy_(t, non_blocking=True)
-
-        host = SampleResult(
-            to_host(result.tokens), to_host(result.logprobs), to_host(result.top_ids), to_host(result.top_logprobs),
-            result.prompt.to_host(to_host) if result.prompt is not None else None,
-        )  # type: ignore[arg-type]  # fmt: skip
-        event = torch.cuda.Event()
-        event.record()
-        return StepOutput(host, event)
