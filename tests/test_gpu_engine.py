@@ -117,7 +117,9 @@ def test_piecewise_graphs_do_not_change_greedy_output(tiny_gpu_model, page_size:
     for backend in [*gpu_backends(), "torch"]:
         flags = dict(attention=backend, page_size=page_size, max_prefill_tokens=96, max_running_requests=8)
         eager, none = _run_counting_pieces(tiny_gpu_model, prompt_sets, piecewise_cuda_graph_max_tokens=0, **flags)
-        graphs, replays = _run_counting_pieces(tiny_gpu_model, prompt_sets, **flags)
+        graphs, replays = _run_counting_pieces(
+            tiny_gpu_model, prompt_sets, piecewise_cuda_graph_max_tokens=2048, **flags
+        )
         small, some = _run_counting_pieces(tiny_gpu_model, prompt_sets, piecewise_cuda_graph_max_tokens=40, **flags)
         assert none == 0 and replays > 0 and 0 < some < replays, (backend, none, replays, some)
         assert graphs == eager, f"{backend}: piecewise graphs changed greedy output"

@@ -61,6 +61,8 @@ class _AttentionCut:
         """The piece being captured; ``None`` while warming up (the forward pass runs eagerly)."""
         self.pieces: list[torch.cuda.CUDAGraph] = []
         self.layers: list[AttentionLayerSpec] = []
+        self.step: tuple[AttentionBackend, ForwardBatch] | None = None
+        """Outside capture, the backend and real batch of an eager pass: attention then runs at the cut."""
 
     def _buffers(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Allocate the fixed buffers on the first (largest, uncaptured) call: outside any graph's pool."""
@@ -85,7 +87,15 @@ class _AttentionCut:
             self.pieces.append(self.graph)
             self.layers.append(layer)
             self.begin()
+        elif self.step is not None:
+            self.attend(*self.step, layer)
         return self.out[:n]
+
+    def attend(self, backend: AttentionBackend, batch: ForwardBatch, layer: AttentionLayerSpec) -> None:
+        """Attention of ``layer`` for ``batch``'s real tokens, from the fixed buffers into the output buffer."""
+        assert self.q is not None and self.k is not None and self.v is not None and self.out is not None
+        n = batch.num_tokens
+        self.out[:n].copy_(backend.forward(self.q[:n], self.k[:n], self.v[:n], layer, batch))
 
     def begin(self) -> None:
         """Start capturing the next piece (on the current stream, in the shared memory pool)."""
@@ -103,7 +113,12 @@ class _AttentionCut:
 
 class PiecewiseGraphRunner:
     """Captures ``model``'s forward pass per token bucket up to ``max_tokens`` and replays prefill and mixed
-    steps through it. ``max_samples`` bounds the sampled rows of a step (the most requests a step holds)."""
+    steps through it. ``max_samples`` bounds the sampled rows of a step (the most requests a step holds).
+
+    Until :meth:`capture` has run (and on a CPU, where nothing is captured) :meth:`run` makes the same padded
+    pass through the same buffers eagerly, attention called at each cut: the data path of a replay without
+    the graphs, which is how the CPU tests check padding, buffers and sampled rows against transformers.
+    """
 
     def __init__(
         self,
@@ -132,11 +147,11 @@ class PiecewiseGraphRunner:
         self.layers: dict[int, list[AttentionLayerSpec]] = {}
         self.outputs: dict[int, torch.Tensor] = {}
         self.replays = 0
-        """Steps run through the pieces so far (tests and logs read it)."""
+        """Steps run through the runner so far (tests and logs read it)."""
 
     def can_run(self, num_tokens: int, num_samples: int) -> bool:
-        """Whether a step of ``num_tokens`` tokens sampling ``num_samples`` rows fits a captured bucket."""
-        return num_tokens <= self.max_tokens and num_samples <= self._samples(num_tokens) and bool(self.pieces)
+        """Whether a step of ``num_tokens`` tokens sampling ``num_samples`` rows fits a bucket."""
+        return num_tokens <= self.max_tokens and num_samples <= self._samples(num_tokens)
 
     def _bucket(self, num_tokens: int) -> int:
         return next(s for s in self.sizes if s >= num_tokens)
@@ -205,13 +220,16 @@ class PiecewiseGraphRunner:
         self.out_slots[n:tokens].zero_()  # padding writes to the reserved page, never over a request's KV
         self.sample_indices[:samples].copy_(batch.sample_indices)
         self.sample_indices[samples : self._samples(tokens)].zero_()
-        cut = self.cut
-        assert cut.q is not None and cut.k is not None and cut.v is not None and cut.out is not None
-        q, k, v, out = cut.q[:n], cut.k[:n], cut.v[:n], cut.out[:n]
+        self.replays += 1
+        if not self.pieces:
+            self.cut.step = (backend, batch)
+            try:
+                return self.model(self._static_batch(tokens))[:samples]
+            finally:
+                self.cut.step = None
         pieces = self.pieces[tokens]
         for piece, layer in zip(pieces, self.layers[tokens]):
             piece.replay()
-            out.copy_(backend.forward(q, k, v, layer, batch))
+            self.cut.attend(backend, batch, layer)
         pieces[-1].replay()
-        self.replays += 1
         return self.outputs[tokens][:samples]
