@@ -144,7 +144,12 @@ class Engine:
             self.model, self.kv_pool, self.page_table.device_table, self.config.page_size, max_tokens,
             self.config.max_running_requests, self.device,
         )  # fmt: skip
-        runner.capture()
+        try:
+            runner.capture()
+        except Exception as exc:
+            raise RuntimeError(
+                f"capturing piecewise CUDA graphs failed ({exc}); run with --piecewise-cuda-graph-max-tokens 0"
+            ) from exc
         self.piecewise = runner
 
     # -- one step -----------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ the several hundred kernel launches of an eager forward pass (10-20 ms of host t
 into ``layers + 1`` graph launches and ``layers`` backend calls.
 
 Queries, keys and values cross from a piece to attention through fixed buffers (each piece ends by copying
-them there), and attention's output crosses back through another: one set shared by every layer and bucket,
-since steps and layers run one after another on one stream.
+them there), attention's output crosses back through another, and the last piece copies the logits into a
+third: one set shared by every layer and bucket, since steps and layers run one after another on one stream
+(and a step's logits are sampled before the next step runs). So the graphs hold no memory of their own
+between steps beyond their shared pool.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class PiecewiseGraphRunner:
         self.cut = _AttentionCut(max_tokens)
         self.pieces: dict[int, list[torch.cuda.CUDAGraph]] = {}
         self.layers: dict[int, list[AttentionLayerSpec]] = {}
-        self.outputs: dict[int, torch.Tensor] = {}
+        self.logits: torch.Tensor | None = None
+        """The sampled rows' logits every bucket's last piece copies its output into (one buffer for all)."""
         self.replays = 0
         """Steps run through the runner so far (tests and logs read it)."""
 
@@ -193,14 +196,18 @@ class PiecewiseGraphRunner:
             torch.cuda.synchronize(self.device)
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                self.model(batch)  # eager: lazy initialisation, autotuning at this shape
+                out = self.model(batch)  # eager: lazy initialisation, autotuning at this shape
+                if self.logits is None:  # the largest bucket samples the most rows
+                    self.logits = torch.empty_like(out)
+                del out
                 self.cut.begin()
                 try:
                     out = self.model(batch)
+                    self.logits[: out.shape[0]].copy_(out)
                 finally:
                     pieces, layers = self.cut.end()
             torch.cuda.current_stream().wait_stream(stream)
-            self.pieces[tokens], self.layers[tokens], self.outputs[tokens] = pieces, layers, out
+            self.pieces[tokens], self.layers[tokens] = pieces, layers
         torch.cuda.synchronize(self.device)
         logger.info(
             "captured piecewise CUDA graphs for prefill and mixed steps of %d..%d tokens (%d sizes, %d pieces "
@@ -232,4 +239,5 @@ class PiecewiseGraphRunner:
             piece.replay()
             self.cut.attend(backend, batch, layer)
         pieces[-1].replay()
-        return self.outputs[tokens][:samples]
+        assert self.logits is not None
+        return self.logits[:samples]
