@@ -54,10 +54,9 @@ class _AttentionCut:
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self.q: torch.Tensor | None = None
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
-        self.out: torch.Tensor | None = None
+        self.buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        """q, k, v and attention's output for ``rows`` tokens, allocated by the first (largest, uncaptured)
+        call: outside any graph's pool."""
         self.pool: object = None
         self.graph: torch.cuda.CUDAGraph | None = None
         """The piece being captured; ``None`` while warming up (the forward pass runs eagerly)."""
@@ -66,24 +65,15 @@ class _AttentionCut:
         self.step: tuple[AttentionBackend, ForwardBatch] | None = None
         """Outside capture, the backend and real batch of an eager pass: attention then runs at the cut."""
 
-    def _buffers(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Allocate the fixed buffers on the first (largest, uncaptured) call: outside any graph's pool."""
-        if self.q is None:
-            rows = self.rows
-            self.q = torch.zeros((rows, *q.shape[1:]), dtype=q.dtype, device=q.device)
-            self.k = torch.zeros((rows, *k.shape[1:]), dtype=k.dtype, device=k.device)
-            self.v = torch.zeros((rows, *v.shape[1:]), dtype=v.dtype, device=v.device)
-            self.out = torch.zeros((rows, q.shape[1] * q.shape[2]), dtype=q.dtype, device=q.device)
-
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: AttentionLayerSpec, batch: ForwardBatch
     ) -> torch.Tensor:
-        self._buffers(q, k, v)
-        assert self.q is not None and self.k is not None and self.v is not None and self.out is not None
+        if self.buffers is None:
+            fixed = [t.new_zeros((self.rows, *t.shape[1:])) for t in (q, k, v)]
+            self.buffers = (*fixed, q.new_zeros((self.rows, q.shape[1] * q.shape[2])))  # type: ignore[assignment]
         n = q.shape[0]
-        self.q[:n].copy_(q)
-        self.k[:n].copy_(k)
-        self.v[:n].copy_(v)
+        for buffer, t in zip(self.buffers, (q, k, v)):
+            buffer[:n].copy_(t)
         if self.graph is not None:
             self.graph.capture_end()
             self.pieces.append(self.graph)
@@ -91,13 +81,13 @@ class _AttentionCut:
             self.begin()
         elif self.step is not None:
             self.attend(*self.step, layer)
-        return self.out[:n]
+        return self.buffers[3][:n]
 
     def attend(self, backend: AttentionBackend, batch: ForwardBatch, layer: AttentionLayerSpec) -> None:
         """Attention of ``layer`` for ``batch``'s real tokens, from the fixed buffers into the output buffer."""
-        assert self.q is not None and self.k is not None and self.v is not None and self.out is not None
-        n = batch.num_tokens
-        self.out[:n].copy_(backend.forward(self.q[:n], self.k[:n], self.v[:n], layer, batch))
+        assert self.buffers is not None
+        q, k, v, out = (t[: batch.num_tokens] for t in self.buffers)
+        out.copy_(backend.forward(q, k, v, layer, batch))
 
     def begin(self) -> None:
         """Start capturing the next piece (on the current stream, in the shared memory pool)."""
