@@ -55,3 +55,88 @@ def test_steps_that_do_not_fit_are_refused() -> None:
     assert runner.can_run(100, 4) and runner.can_run(3, 3)
     assert not runner.can_run(101, 1)  # over the largest bucket
     assert not runner.can_run(50, 5)  # more sampled rows than the 4 requests a step can hold
+
+
+class _FakeGraph:
+    """Records the order of capture and replay calls (a CPU stand-in for ``torch.cuda.CUDAGraph``)."""
+
+    log: list[str] = []
+    count = 0
+
+    def __init__(self) -> None:
+        _FakeGraph.count += 1
+        self.name = f"g{_FakeGraph.count}"
+        self.open = False
+
+    def capture_begin(self, pool: object = None) -> None:
+        assert not any(g.open for g in _OPEN), "a piece began while another was being captured"
+        self.open = True
+        _OPEN.append(self)
+
+    def capture_end(self) -> None:
+        assert self.open
+        self.open = False
+        _OPEN.remove(self)
+
+    def replay(self) -> None:
+        _FakeGraph.log.append(self.name)
+
+
+_OPEN: list[_FakeGraph] = []
+
+
+class _Stream:
+    def wait_stream(self, other: object) -> None:
+        pass
+
+
+def test_capture_cuts_every_layer_and_replay_interleaves_attention(tiny_qwen3, monkeypatch) -> None:  # noqa: ANN001
+    """The capture's bookkeeping, with CUDA's graph API replaced by a recorder: each bucket is one piece per
+    attention layer plus one, every capture is closed, and a replay alternates piece, attention (of the layers
+    in order, on the real tokens), piece, ..., piece."""
+    import contextlib
+
+    for name, value in {
+        "CUDAGraph": _FakeGraph, "Stream": lambda device: _Stream(), "current_stream": lambda: _Stream(),
+        "stream": lambda s: contextlib.nullcontext(), "graph_pool_handle": lambda: "pool",
+        "synchronize": lambda device=None: None, "memory_allocated": lambda device=None: 0,
+    }.items():  # fmt: skip
+        monkeypatch.setattr(torch.cuda, name, value)
+    llm = LLM(str(tiny_qwen3.path), device="cpu", attention="torch", max_prefill_tokens=16, max_running_requests=4)
+    engine = llm.runtime.engine
+    runner = PiecewiseGraphRunner(engine.model, engine.kv_pool, engine.page_table.device_table, 1, 20, 4, engine.device)
+    runner.capture()
+    layers = engine.model_config.num_layers
+    assert not _OPEN and sorted(runner.pieces) == [16, 20]
+    for tokens in (16, 20):
+        assert len(runner.pieces[tokens]) == layers + 1
+        assert [layer.layer_id for layer in runner.layers[tokens]] == list(range(layers))
+    calls: list[tuple[int, int]] = []
+
+    class Backend:
+        def forward(self, q, k, v, layer, batch):  # noqa: ANN001, ANN202
+            _FakeGraph.log.append(f"attn{layer.layer_id}")
+            calls.append((q.shape[0], batch.num_tokens))
+            return torch.zeros(q.shape[0], q.shape[1] * q.shape[2])
+
+    _FakeGraph.log = []
+    with torch.inference_mode():  # as the engine runs steps
+        logits = runner.run(engine.make_batch(_plan(engine, 17)), Backend())  # type: ignore[arg-type]
+    pieces = [g.name for g in runner.pieces[20]]
+    expected = [x for i in range(layers) for x in (pieces[i], f"attn{i}")] + [pieces[-1]]
+    assert _FakeGraph.log == expected
+    assert calls == [(17, 17)] * layers and logits.shape[0] == 1
+    assert runner.out_slots[17:20].tolist() == [0, 0, 0]  # padding's KV goes to the reserved page
+
+
+def _plan(engine, tokens: int):  # noqa: ANN001, ANN202
+    from minisgl_core.contracts.batch import Phase
+    from minisgl_core.engine import SamplingBatch, StepPlan
+
+    row = engine.page_table.dummy_row
+    return StepPlan(
+        phase=Phase.PREFILL, rows=[row], q_lens=[tokens], kv_lens=[tokens],
+        out_slots=torch.arange(1, tokens + 1, dtype=torch.int64), sample=[0],
+        sampling=SamplingBatch.build([SamplingParams(temperature=0.0)], [0], [row]),
+        input_ids=torch.zeros(tokens, dtype=torch.int64),
+    )  # fmt: skip
