@@ -6,7 +6,7 @@
 # benchmark's headline configurations (or the offline_suite labels given), 3. everything packed into ONE file,
 # $OUT/results.tgz: the device returns only a few files per call, and a fresh machine is slow to start, so
 # each step has its own time limit and a failed step does not stop the next.
-# SUITE=0 skips step 2. EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
+# SUITE=0 skips step 2; SAVE_JIT=1 also returns FlashInfer's kernel cache. EXTRA="commands" runs last (from the repository root, results go to "$R"), e.g. an A/B run or kernel_micro.py.
 # Budget: about 1 min set-up + up to 4 min tests (7 with a cold FlashInfer cache) + about 40 s per 0.6B configuration.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -18,6 +18,8 @@ timeout ${TEST_TIMEOUT:-420} python -m pytest -q -p no:cacheprovider --durations
   tests/test_prompt_logprobs.py tests/test_structured_outputs.py plugins/minisgl-flashinfer/tests \
   plugins/minisgl-xgrammar/tests plugins/minisgl-llguidance/tests > "$R/pytest.txt" 2>&1
 echo "pytest rc $? | $(tail -1 "$R/pytest.txt")"
+# SAVE_JIT=1: FlashInfer's compiled kernels as $OUT/jit.tar.xz (copy it to .whl/jit.tar.xz: setup.sh unpacks it)
+[ "${SAVE_JIT:-0}" = 1 ] && mkdir -p "$OUT" && tar -cJf "$OUT/jit.tar.xz" -C / root/.cache/flashinfer 2>/dev/null
 labels=("$@")
 [ ${#labels[@]} -eq 0 ] && labels=("flashinfer p64" "flashinfer p16" "flashinfer p1")
 only=()

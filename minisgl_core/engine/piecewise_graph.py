@@ -197,6 +197,8 @@ class PiecewiseGraphRunner:
                 finally:
                     pieces, layers = self.cut.end()
             torch.cuda.current_stream().wait_stream(stream)
+            if not layers:  # attention inside a piece would replay the captured batch's metadata
+                raise RuntimeError("the model never called batch.attn.forward, so its attention cannot be cut out")
             self.pieces[tokens], self.layers[tokens] = pieces, layers
         torch.cuda.synchronize(self.device)
         logger.info(
