@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from offline import EXPECTED_OUTPUT_TOKENS, workload  # noqa: E402
 
 from minisgl_core import LLM, SamplingParams  # noqa: E402
-from minisgl_core.engine.engine import StepOutput  # noqa: E402
+from minisgl_core.engine import StepOutput  # noqa: E402
 from minisgl_core.engine.sampler import SampleResult  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from minisgl_core.engine.engine import StepOutput
+from minisgl_core.engine import StepOutput
 
 BUCKETS = (1, 8, 32, 64, 128, 192, 256, 1 << 30)
 
