@@ -9,8 +9,9 @@ product, RoPE and KV store), piece ``i + 1`` from attention ``i``'s output to at
 the last piece through the final norm and the LM head. A step of ``n <= T`` tokens is padded to ``T`` (padding
 stores its keys and values in the reserved page 0 and is never sampled), replays the pieces, and between them
 calls the prefill backend on the ``n`` real tokens, planned for the real batch as in an eager step. This turns
-the several hundred kernel launches of an eager forward pass (10-20 ms of host time for 28 layers on the H200)
-into ``layers + 1`` graph launches and ``layers`` backend calls.
+the several hundred kernel launches of an eager forward pass (15.5-20.2 ms of host time per prefill step of
+Qwen3-0.6B's 28 layers, measured on the H200 in the fifth session) into ``layers + 1`` graph launches and
+``layers`` backend calls.
 
 Queries, keys and values cross from a piece to attention through fixed buffers (each piece ends by copying
 them there), attention's output crosses back through another, and the last piece copies the logits into a
