@@ -51,12 +51,18 @@ def tiny_gpu_model(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return path
 
 
-def generate(path, **kwargs) -> list[list[int]]:  # noqa: ANN001
+def _run_counting_pieces(path, prompt_sets: list[list[list[int]]], **kwargs) -> tuple[list[list[int]], int]:  # noqa: ANN001
+    """Greedy tokens of each prompt set in turn on one engine, and the steps its piecewise graphs ran."""
     llm = LLM(str(path), device="cuda", dtype="bfloat16", **kwargs)
-    outs = llm.generate(prompts(), GREEDY, use_tqdm=False)
-    outs += llm.generate(prompts(shared=48, seed=1), GREEDY, use_tqdm=False)  # prefix-cache hits
+    tokens = [o.token_ids for ps in prompt_sets for o in llm.generate(ps, GREEDY, use_tqdm=False)]
     llm.scheduler.check_memory()
-    return [o.token_ids for o in outs]
+    pieces = llm.runtime.engine.piecewise
+    return tokens, pieces.replays if pieces is not None else 0
+
+
+def generate(path, **kwargs) -> list[list[int]]:  # noqa: ANN001
+    """Greedy tokens of a batch, then of a batch with prefix-cache hits."""
+    return _run_counting_pieces(path, [prompts(), prompts(shared=48, seed=1)], **kwargs)[0]
 
 
 def test_mixed_backends_prefill_decode(tiny_gpu_model) -> None:
@@ -98,14 +104,6 @@ def test_sampling_on_gpu_is_seeded_and_batched(tiny_gpu_model) -> None:
     alone = llm.generate([[1, 2, 3]], params, use_tqdm=False)[0].token_ids
     crowd = llm.generate([[1, 2, 3]] + prompts(), [params] + [SamplingParams(temperature=1.0)] * 8, use_tqdm=False)
     assert crowd[0].token_ids == alone
-
-
-def _run_counting_pieces(path, prompt_sets: list[list[list[int]]], **kwargs) -> tuple[list[list[int]], int]:  # noqa: ANN001
-    llm = LLM(str(path), device="cuda", dtype="bfloat16", **kwargs)
-    tokens = [o.token_ids for ps in prompt_sets for o in llm.generate(ps, GREEDY, use_tqdm=False)]
-    llm.scheduler.check_memory()
-    pieces = llm.runtime.engine.piecewise
-    return tokens, pieces.replays if pieces is not None else 0
 
 
 @pytest.mark.parametrize("page_size", [1, 16])

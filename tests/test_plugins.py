@@ -127,6 +127,16 @@ def test_built_in_policies_reject_options(kwargs: dict, message: str) -> None:
         LLM("demo", device="cpu", **kwargs)
 
 
+def test_option_flag_reads_booleans_and_refuses_anything_else() -> None:
+    from minisgl_core.contracts import option_flag
+
+    options = {"a": "TRUE", "b": "off", "c": "1", "d": "maybe"}
+    assert option_flag(options, "a") and not option_flag(options, "b") and option_flag(options, "c")
+    assert option_flag(options, "missing", default=True) and not option_flag(options, "missing")
+    with pytest.raises(ValueError, match="option d must be true or false, got 'maybe'"):
+        option_flag(options, "d")
+
+
 def test_unregister_removes_the_names(inline_plugin) -> None:
     assert "test-counting" in registry(CACHE)
     unregister_plugin(inline_plugin)

@@ -29,7 +29,7 @@ _MODULES = {
     "model_config": ("ModelConfig",),
     "request": ("FinishReason", "Req", "TokenLogprob"),
     "sampling": ("SamplingParams",),
-    "options": ("parse_option", "reject_options"),
+    "options": ("option_flag", "parse_option", "reject_options"),
     "parsers": (
         "ReasoningContext",
         "ReasoningDelta",

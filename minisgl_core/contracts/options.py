@@ -38,3 +38,19 @@ def reject_options(options: Mapping[str, str], what: str) -> None:
     """For a plugin that takes no options: ``ValueError`` naming the given keys, so a typo fails at start-up."""
     if options:
         raise ValueError(f"{what} takes no options, got {', '.join(sorted(options))}")
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def option_flag(options: Mapping[str, str], key: str, default: bool = False) -> bool:
+    """The boolean option ``key`` (``true/false``, ``1/0``, ``yes/no``, ``on/off``, any case), ``default`` when
+    it is absent; ``ValueError`` naming the option for any other value, so a typo fails at start-up."""
+    value = options.get(key)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ValueError(f"option {key} must be true or false, got {value!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from minisgl_core.contracts import Constraint, GrammarBackend, GrammarContext, GrammarMatcher
+from minisgl_core.contracts import Constraint, GrammarBackend, GrammarContext, GrammarMatcher, option_flag
 
 PARALLEL_FROM = 8  # fewer constrained requests in a step: one by one even with a thread pool
 _ASCII_CLASSES = {"d": "0-9", "w": "A-Za-z0-9_"}  # \d and \w as JSON Schema (ECMA-262) and xgrammar read them
@@ -117,7 +117,7 @@ class LLGuidanceBackend(GrammarBackend):
         import llguidance.hf
 
         self._llg = llguidance
-        flexible = ctx.options.get("any_whitespace", "false").lower() in ("1", "true", "yes")
+        flexible = option_flag(ctx.options, "any_whitespace")
         self._json_options = {"whitespace_flexible": flexible}
         if not flexible:
             self._json_options |= {"item_separator": ",", "key_separator": ":"}

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from minisgl_core.contracts import Constraint, GrammarBackend, GrammarContext, GrammarMatcher
+from minisgl_core.contracts import Constraint, GrammarBackend, GrammarContext, GrammarMatcher, option_flag
 
 _LOOSE_STRING_CHAR = r"[^\"\\\r\n]"
 _STRICT_STRING_CHAR = r"[^\0-\x1f\"\\\r\n]"
@@ -53,7 +53,7 @@ class XGrammarBackend(GrammarBackend):
         import xgrammar
 
         self._xgr = xgrammar
-        self.any_whitespace = ctx.options.get("any_whitespace", "false").lower() in ("1", "true", "yes")
+        self.any_whitespace = option_flag(ctx.options, "any_whitespace")
         threads = int(ctx.options.get("max_threads", "1"))
         stops = list(ctx.stop_token_ids)
         info = xgrammar.TokenizerInfo.from_huggingface(
