@@ -72,6 +72,10 @@ CASES = [
     ("chat longer than context", CHAT, chat(messages=[{"role": "user", "content": "x" * 200}]), 400, "messages"),
     ("max_tokens beyond context", COMP, comp(prompt=[5, 6, 7], max_tokens=MAX_LEN), 400, "max_tokens"),
     ("max_completion_tokens beyond", CHAT, chat(max_completion_tokens=10 * MAX_LEN), 400, "max_tokens"),
+    ("min_tokens beyond max_tokens", COMP, comp(min_tokens=5), 400, "min_tokens"),
+    # without max_tokens it defaults to the room left, known only after tokenizing (the engine must never see it)
+    ("min_tokens beyond the context", COMP, {"prompt": "hi", "min_tokens": 10 * MAX_LEN}, 400, "min_tokens"),
+    ("chat min_tokens beyond the context", CHAT, {"messages": MSG, "min_tokens": 10 * MAX_LEN}, 400, "min_tokens"),
     ("generate text and ids", "/generate", {"text": "a", "input_ids": [1]}, 400, "text"),
     ("generate neither", "/generate", {}, 400, "text"),
     ("generate unknown field", "/generate", {"text": "a", "sampling_params": {"bogus": 1}}, 400, None),

@@ -97,6 +97,12 @@ class PromptTokenizer:
             max_tokens = room if req.default_max_tokens is None else min(room, req.default_max_tokens)
         out = []
         for rid, params in zip(req.rids, req.params):
+            if params.min_tokens > max_tokens:  # max_tokens was left out: the engine would refuse the params
+                raise PromptError(
+                    f"min_tokens ({params.min_tokens}) must be <= max_tokens, which defaults to {max_tokens} for "
+                    f"this prompt ({len(ids)} tokens, a context of {info.max_model_len})",
+                    "min_tokens",
+                )
             params.max_tokens = max_tokens
             logger.debug("request %s: %d prompt tokens, %s", rid, len(ids), params)
             out.append(EngineRequest(rid, ids, params, req.echo))
