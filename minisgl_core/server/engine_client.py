@@ -64,6 +64,8 @@ class Generation:
         self._event = asyncio.Event()
         self._error: BaseException | None = None
         self._watcher: asyncio.Task | None = None
+        self._handed = [False] * len(rids)
+        """Per choice: :meth:`next` returned an output of it (the first is the engine's acceptance)."""
 
     @property
     def finished(self) -> bool:
@@ -84,7 +86,8 @@ class Generation:
 
     async def next(self) -> list[tuple[int, RequestOutput]]:
         """The outputs that arrived since the last call, as ``(choice index, output)``, at most one per
-        choice (a slow consumer gets bigger deltas, not more of them); waits for at least one. Raises
+        choice (a slow consumer gets bigger deltas, not more of them); waits for at least one. A choice's first
+        output (the engine's acceptance) is returned alone; what followed it waits for the next call. Raises
         :class:`APIError` (rejected, workers gone) or :class:`ClientGone`."""
         while not self._outputs:
             if self._error is not None:
@@ -92,12 +95,19 @@ class Generation:
             await self._event.wait()
             self._event.clear()
         outs, self._outputs = self._outputs, []
-        if len(outs) > 1 and len({i for i, _ in outs}) < len(outs):
-            merged: dict[int, RequestOutput] = {}
-            for i, out in outs:
-                merged[i] = _merge(merged[i], out) if i in merged else out
-            outs = list(merged.items())
-        return outs
+        ready: dict[int, RequestOutput] = {}
+        for i, out in outs:
+            if i not in ready:
+                ready[i] = out
+            elif self._handed[i] or ready[i].token_ids:
+                ready[i] = _merge(ready[i], out)
+            else:  # this choice's acceptance leaves alone (a stream's first event); the rest waits
+                self._outputs.append((i, out))
+        for i in ready:
+            self._handed[i] = True
+        if self._outputs:
+            self._event.set()
+        return list(ready.items())
 
     def watch_disconnect(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         """Abort when the ASGI ``receive`` reports that the client went away."""
