@@ -111,18 +111,16 @@ def test_status_line() -> None:
 
 def test_generation_coalesces_outputs_per_choice() -> None:
     import asyncio
-    from types import SimpleNamespace
 
-    from minisgl_core.server.engine_client import Generation
+    from minisgl_core.server.generation import Generation
     from minisgl_core.server.messages import RequestOutput
     from minisgl_core.server.metrics import Metrics
 
     async def run() -> list:
-        client = SimpleNamespace(metrics=Metrics(), _forget=lambda gen: None)
-        gen = Generation(client, ["a", "b"], [0, 0])  # type: ignore[arg-type]
-        gen._push(RequestOutput("a", "he", [1], None, 3, 1))
-        gen._push(RequestOutput("b", "x", [9], None, 3, 1))
-        gen._push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
+        gen = Generation(["a", "b"], [0, 0], Metrics(), lambda gen: None)
+        gen.push(RequestOutput("a", "he", [1], None, 3, 1))
+        gen.push(RequestOutput("b", "x", [9], None, 3, 1))
+        gen.push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
         return await gen.next()
 
     outs = asyncio.run(run())
@@ -136,18 +134,16 @@ def test_generation_hands_out_the_acceptance_alone() -> None:
     """A stream's first event is the engine's acceptance even when tokens arrived before the handler read it
     (under load they did, and the first chunk carried them: echo and continuous usage stats saw it)."""
     import asyncio
-    from types import SimpleNamespace
 
-    from minisgl_core.server.engine_client import Generation
+    from minisgl_core.server.generation import Generation
     from minisgl_core.server.messages import RequestOutput
     from minisgl_core.server.metrics import Metrics
 
     async def run() -> list:
-        client = SimpleNamespace(metrics=Metrics(), _forget=lambda gen: None)
-        gen = Generation(client, ["a"], [0])  # type: ignore[arg-type]
-        gen._push(RequestOutput("a", "", [], None, 3, 0, prompt_text="Hi"))  # the acceptance (echoed prompt)
-        gen._push(RequestOutput("a", "he", [1], None, 3, 1))
-        gen._push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
+        gen = Generation(["a"], [0], Metrics(), lambda gen: None)
+        gen.push(RequestOutput("a", "", [], None, 3, 0, prompt_text="Hi"))  # the acceptance (echoed prompt)
+        gen.push(RequestOutput("a", "he", [1], None, 3, 1))
+        gen.push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
         return [await asyncio.wait_for(gen.next(), 5), await asyncio.wait_for(gen.next(), 5)]
 
     first, second = asyncio.run(run())

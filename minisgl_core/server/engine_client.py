@@ -12,14 +12,14 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 import zmq
 import zmq.asyncio
 
-from minisgl_core.server.errors import APIError, ClientGone
+from minisgl_core.server.errors import APIError
+from minisgl_core.server.generation import Generation
 from minisgl_core.server.ipc import Addresses, pull_socket, push_socket
 from minisgl_core.server.messages import (
     TO_API,
@@ -29,7 +29,6 @@ from minisgl_core.server.messages import (
     EngineStats,
     Heartbeat,
     RequestError,
-    RequestOutput,
     StatsRequest,
     TextAnswer,
     TextQuery,
@@ -47,95 +46,6 @@ WORKERS = ("tokenizer", "engine", "detokenizer")
 
 class StartupError(RuntimeError):
     """A worker failed (or died) before the server became ready."""
-
-
-class Generation:
-    """The engine requests behind one HTTP request (``n`` choices times the prompts), in choice order."""
-
-    def __init__(self, client: EngineClient, rids: list[str], prompt_index: list[int]) -> None:
-        self.client = client
-        self.rids = rids
-        self.prompt_index = prompt_index
-        self.index = {rid: i for i, rid in enumerate(rids)}
-        self.unfinished = set(rids)
-        self.start = time.monotonic()
-        self.last_time = [0.0] * len(rids)
-        self._outputs: list[tuple[int, RequestOutput]] = []
-        self._event = asyncio.Event()
-        self._error: BaseException | None = None
-        self._watcher: asyncio.Task | None = None
-        self._handed = [False] * len(rids)
-        """Per choice: :meth:`next` returned an output of it (the first is the engine's acceptance)."""
-
-    @property
-    def finished(self) -> bool:
-        return not self.unfinished
-
-    def _push(self, out: RequestOutput) -> None:
-        i = self.index[out.rid]
-        self.last_time[i] = self.client.metrics.on_output(self.start, self.last_time[i], out)
-        if out.finish_reason is not None:
-            self.unfinished.discard(out.rid)
-        self._outputs.append((i, out))
-        self._event.set()
-
-    def fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-        self._event.set()
-
-    async def next(self) -> list[tuple[int, RequestOutput]]:
-        """The outputs that arrived since the last call, as ``(choice index, output)``, at most one per
-        choice (a slow consumer gets bigger deltas, not more of them); waits for at least one. A choice's first
-        output (the engine's acceptance) is returned alone; what followed it waits for the next call. Raises
-        :class:`APIError` (rejected, workers gone) or :class:`ClientGone`."""
-        while not self._outputs:
-            if self._error is not None:
-                raise self._error
-            await self._event.wait()
-            self._event.clear()
-        outs, self._outputs = self._outputs, []
-        ready: dict[int, RequestOutput] = {}
-        for i, out in outs:
-            if i not in ready:
-                ready[i] = out
-            elif self._handed[i] or ready[i].token_ids:
-                ready[i] = _merge(ready[i], out)
-            else:  # this choice's acceptance leaves alone (a stream's first event); the rest waits
-                self._outputs.append((i, out))
-        for i in ready:
-            self._handed[i] = True
-        if self._outputs:
-            self._event.set()
-        return list(ready.items())
-
-    def watch_disconnect(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        """Abort when the ASGI ``receive`` reports that the client went away."""
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not self.finished:
-                self.fail(ClientGone())
-                self.close()
-
-        self._watcher = asyncio.ensure_future(watch())
-
-    def close(self) -> None:
-        """Forget this generation; abort what is still running. Idempotent."""
-        if self._watcher is not None and self._watcher is not asyncio.current_task():
-            self._watcher.cancel()
-        self.client._forget(self)
-
-
-def _merge(a: RequestOutput, b: RequestOutput) -> RequestOutput:
-    """One output covering ``a`` then ``b`` (of the same request)."""
-    logprobs = (a.logprobs or []) + (b.logprobs or []) if a.logprobs is not None or b.logprobs is not None else None
-    return RequestOutput(
-        b.rid, a.text + b.text, a.token_ids + b.token_ids, b.finish_reason, b.prompt_tokens, b.completion_tokens,
-        b.cached_tokens, logprobs, b.matched_stop, a.prompt_text or b.prompt_text,
-        a.prompt_logprobs or b.prompt_logprobs,
-    )  # fmt: skip
 
 
 class EngineClient:
@@ -204,7 +114,7 @@ class EngineClient:
             frames = [encode(req) for req in prompts]  # before registering: a failure leaves nothing behind
         except (UnicodeEncodeError, msgspec.EncodeError) as exc:
             raise APIError(400, f"the request cannot be encoded: {exc}") from None
-        gen = Generation(self, rids, prompt_index)
+        gen = Generation(rids, prompt_index, self.metrics, self._forget)
         for rid in rids:
             self.generations[rid] = gen
         for frame in frames:
@@ -278,7 +188,7 @@ class EngineClient:
                 for out in msg.outputs:
                     gen = self.generations.get(out.rid)
                     if gen is not None:
-                        gen._push(out)
+                        gen.push(out)
                         if out.finish_reason is not None:
                             del self.generations[out.rid]
             elif isinstance(msg, RequestError):

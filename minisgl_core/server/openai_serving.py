@@ -22,9 +22,10 @@ from starlette.responses import Response
 from minisgl_core.contracts.sampling import SamplingParams
 from minisgl_core.server.asgi import SSE_DONE, sse
 from minisgl_core.server.chat_stream import ChatSettings
-from minisgl_core.server.engine_client import EngineClient, Generation
+from minisgl_core.server.engine_client import EngineClient
 from minisgl_core.server.errors import APIError, ClientGone
 from minisgl_core.server.field_policy import check_fields, check_stream_options
+from minisgl_core.server.generation import Generation
 from minisgl_core.server.messages import RequestOutput, TokenizeRequest, TokenLogprobOut
 from minisgl_core.server.openai_protocol import SamplingFields
 from minisgl_core.server.request_checks import StopLimits, check_request
