@@ -144,7 +144,11 @@ def test_generation_hands_out_the_acceptance_alone() -> None:
         gen.push(RequestOutput("a", "", [], None, 3, 0, prompt_text="Hi"))  # the acceptance (echoed prompt)
         gen.push(RequestOutput("a", "he", [1], None, 3, 1))
         gen.push(RequestOutput("a", "llo", [2, 3], "length", 3, 3))
-        return [await asyncio.wait_for(gen.next(), 5), await asyncio.wait_for(gen.next(), 5)]
+        first = await asyncio.wait_for(gen.next(), 5)
+        assert not gen.finished  # the request finished, but its last outputs were not handed out yet
+        second = await asyncio.wait_for(gen.next(), 5)
+        assert gen.finished
+        return [first, second]
 
     first, second = asyncio.run(run())
     assert [(i, o.prompt_text, o.token_ids) for i, o in first] == [(0, "Hi", [])]
