@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> dict:
     config = json.loads((Path(args.model) / "config.json").read_text())
     make = bytelevel_tokenizer if args.json_schema else wordlevel_tokenizer
     tok_dir = args.tokenizer or make(config["vocab_size"], Path(tempfile.mkdtemp(prefix="tok-")))
+    # flags left unset keep the engine's default (minisgl_core.config is their one source)
+    optional = {"piecewise_cuda_graph_max_tokens": args.piecewise_cuda_graph_max_tokens}
     start = time.perf_counter()
     llm = LLM(
         args.model,
@@ -119,6 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         kv_memory_fraction=args.kv_memory_fraction,
         tp=args.tp,
         grammar_options=dict(kv.split("=", 1) for kv in args.grammar_option),
+        **{name: value for name, value in optional.items() if value is not None},
     )
     ready_s = time.perf_counter() - start
     prompts, max_tokens = workload(args.num_seqs)
@@ -161,6 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         "json_schema": args.json_schema,
         **({"grammar_options": args.grammar_option} if args.grammar_option else {}),
         "cuda_graphs": engine.graph_runner is not None,
+        "piecewise_graph_max_tokens": engine.piecewise.max_tokens if engine.piecewise is not None else 0,
         "tp": args.tp,
         "num_seqs": args.num_seqs,
         "output_tokens": total,
@@ -182,6 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--disable-overlap", action="store_true")
     p.add_argument("--no-mixed-chunk", action="store_true", help="prefill steps without the running decodes")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None, help="0 disables CUDA graphs")
+    p.add_argument("--piecewise-cuda-graph-max-tokens", type=int, default=None, help="0 disables them")
     p.add_argument("--max-running-requests", type=int, default=256)
     p.add_argument("--max-prefill-tokens", type=int, default=8192)
     p.add_argument("--kv-memory-fraction", type=float, default=0.85)

@@ -71,10 +71,9 @@ class EngineConfig:
     )
     cuda_graph_max_bs: int | None = setting(None, "largest decode batch captured in a CUDA graph (0 = off)")
     piecewise_cuda_graph_max_tokens: int = setting(
-        0,
-        "largest prefill or mixed step (in tokens) replayed from piecewise CUDA graphs: the forward pass "
-        "captured between attention calls, attention run eagerly; larger steps run eagerly (0 = off, the "
-        "default until it is measured on the GPU; e.g. 2048)",
+        2048,
+        "largest prefill or mixed step (in tokens) replayed from piecewise CUDA graphs on CUDA: the forward "
+        "pass captured between attention calls, attention run eagerly; larger steps run eagerly (0 = off)",
     )
     tp: int = setting(
         1, "tensor-parallel size (one engine process per rank)", aliases=("tensor_parallel_size", "tp_size")
