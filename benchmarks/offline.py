@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> dict:
         "throughput_tok_s": round(total / elapsed, 1),
         "ready_seconds": round(ready_s, 2),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "commit": os.environ.get("MINISGL_COMMIT", "unknown"),  # the device copy has no git metadata
         "kv_tokens": (engine.num_pages - 1) * args.page_size,
     }
 

@@ -2,6 +2,9 @@
 # Prepare a bare H200 device machine (see ../../../shared/device/README.md): install the carried wheels into
 # /tmp/site and this checkout (core + every plugin folder, editable, no deps). Source it from the repository root:
 #   source benchmarks/device/setup.sh
+# MINISGL_COMMIT: the commit that offline.py and online.py record (the device copy has no git metadata, so
+# name it in the device command: MINISGL_COMMIT=abc1234 source benchmarks/device/setup.sh)
+export MINISGL_COMMIT=${MINISGL_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 export PYTHONUNBUFFERED=1 PATH=/usr/local/cuda/bin:$PATH CUDA_HOME=/usr/local/cuda NCCL_NVLS_ENABLE=0
 SITE=/tmp/site
 mkdir -p "$SITE"
