@@ -35,6 +35,10 @@ class ServerArgs:
         "closed, or the new one when none is idle"
     )  # fmt: skip
     log_interval: float = setting(10.0, "seconds between the engine's status lines while busy (0 = off)")
+    gc_warning_threshold_secs: float = setting(
+        0.0, "log a warning for each garbage collection that holds a server process this many seconds or "
+        "longer (0 = off; every process freezes its start-up heap out of collection either way)"
+    )  # fmt: skip
     log_level: str = setting("INFO", cli=False)
     chat_template: str | None = setting(
         None, "chat template replacing the tokenizer's: a Jinja FILE or the template text itself"

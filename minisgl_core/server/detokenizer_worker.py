@@ -16,6 +16,7 @@ from typing import Any
 
 import zmq
 
+from minisgl_core.server.gc_pauses import prepare_server_process
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_DETOKENIZER,
@@ -122,7 +123,9 @@ class Detokenizer:
         ]
 
 
-def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str, regex_window: int) -> None:
+def run_detokenizer_worker(
+    tokenizer_path: str, addrs: Addresses, log_level: str, gc_warning_threshold_s: float, regex_window: int
+) -> None:
     """Process entry point: load the tokenizer, report ready to the API server, then serve."""
     setup_worker("detokenizer", log_level)
     ctx = zmq.Context()
@@ -134,6 +137,7 @@ def run_detokenizer_worker(tokenizer_path: str, addrs: Addresses, log_level: str
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
         fail_start_up(to_api, "detokenizer", exc)
     use_one_torch_thread()  # after loading: the tokenizer may have imported torch
+    prepare_server_process("detokenizer", gc_warning_threshold_s)
     to_api.send(WorkerReady("detokenizer", os.getpid()))
     while True:
         outputs: list[RequestOutput] = []

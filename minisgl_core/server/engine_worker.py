@@ -22,6 +22,7 @@ from minisgl_core.contracts.request import FinishReason, Req
 from minisgl_core.engine.tp_worker import local_ranks
 from minisgl_core.parallel import resolve_device
 from minisgl_core.runtime import Runtime, build_runtime
+from minisgl_core.server.gc_pauses import prepare_server_process
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_ENGINE,
@@ -211,10 +212,15 @@ class EngineWorker:
 
 
 def run_engine_worker(
-    config: EngineConfig, addrs: Addresses, log_level: str, log_interval: float, beat_interval: float
+    config: EngineConfig,
+    addrs: Addresses,
+    log_level: str,
+    log_interval: float,
+    beat_interval: float,
+    gc_warning_threshold_s: float,
 ) -> None:
-    """Process entry point: set a CPU engine's thread count, build the runtime, report ready (or the error)
-    to the API server, then serve."""
+    """Process entry point: set a CPU engine's thread count, build the runtime, freeze the start-up heap out of
+    garbage collection, report ready (or the error) to the API server, then serve."""
     setup_worker("engine", log_level)
     ctx = zmq.Context()
     to_api = Sender(ctx, addrs.api)
@@ -226,5 +232,6 @@ def run_engine_worker(
     except Exception as exc:  # noqa: BLE001 - reported to the launcher, which exits with the message
         fail_start_up(to_api, "engine", exc)
     info = EngineInfo(runtime.max_model_len, runtime.model_config.vocab_size)
+    prepare_server_process("engine", gc_warning_threshold_s)
     to_api.send(WorkerReady("engine", os.getpid(), info))
     worker.run()

@@ -34,6 +34,7 @@ from minisgl_core.server.connections import connection_cap, guarded_protocol
 from minisgl_core.server.detokenizer_worker import run_detokenizer_worker
 from minisgl_core.server.engine_client import EngineClient, StartupError
 from minisgl_core.server.engine_worker import run_engine_worker
+from minisgl_core.server.gc_pauses import PauseWatch, prepare_server_process
 from minisgl_core.server.ipc import Addresses
 from minisgl_core.server.metrics import Metrics
 from minisgl_core.server.threads import use_one_torch_thread
@@ -73,18 +74,19 @@ class Workers:
         mp = multiprocessing.get_context("spawn")
         level = args.log_level
         beat = min(1.0, args.engine_timeout / 4) if args.engine_timeout > 0 else 1.0  # heartbeat interval
+        gc_warn = args.gc_warning_threshold_secs
         self.procs = {
             "engine": mp.Process(
                 target=run_engine_worker,
                 name="minisgl-engine",
-                args=(config, self.addrs, level, args.log_interval, beat),
+                args=(config, self.addrs, level, args.log_interval, beat, gc_warn),
             ),
             "tokenizer": mp.Process(
-                target=run_tokenizer_worker, args=(tok, self.addrs, level, template), name="minisgl-tok"
+                target=run_tokenizer_worker, args=(tok, self.addrs, level, gc_warn, template), name="minisgl-tok"
             ),
             "detokenizer": mp.Process(
                 target=run_detokenizer_worker,
-                args=(tok, self.addrs, level, args.stop_regex_window),
+                args=(tok, self.addrs, level, gc_warn, args.stop_regex_window),
                 name="minisgl-detok",
             ),
         }
@@ -163,6 +165,9 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
                 await asyncio.sleep(0.05)
             host, port = sock.getsockname()[:2]
             url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+            gc_watch = prepare_server_process("api", args.gc_warning_threshold_secs)
+            if gc_watch is not None:
+                watches.append(gc_watch)
             logger.info("minisgl ready: %s", url)
             if on_ready is not None:
                 on_ready(url, server)
@@ -179,9 +184,14 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
                     return
                 await asyncio.sleep(0.2)
 
+        watches: list[PauseWatch] = []  # the API process may be a test's: its watch leaves with the server
         watcher = asyncio.ensure_future(supervise())
-        await server.serve(sockets=[sock])
-        watcher.cancel()
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            watcher.cancel()
+            for watch in watches:
+                watch.remove()
         return exit_code
     finally:
         client.close()

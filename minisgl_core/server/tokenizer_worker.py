@@ -15,6 +15,7 @@ import msgspec
 import zmq
 
 from minisgl_core.contracts.request import checked_token_ids
+from minisgl_core.server.gc_pauses import prepare_server_process
 from minisgl_core.server.ipc import Addresses, Receiver, Sender, fail_start_up, setup_worker
 from minisgl_core.server.messages import (
     TO_TOKENIZER,
@@ -154,7 +155,11 @@ def _serve(tok: PromptTokenizer, inbox: Receiver, to_engine: Sender, to_api: Sen
 
 
 def run_tokenizer_worker(
-    tokenizer_path: str, addrs: Addresses, log_level: str, chat_template: str | None = None
+    tokenizer_path: str,
+    addrs: Addresses,
+    log_level: str,
+    gc_warning_threshold_s: float = 0.0,
+    chat_template: str | None = None,
 ) -> None:
     """Process entry point: load the tokenizer, report ready to the API server, then serve."""
     setup_worker("tokenizer", log_level)
@@ -167,6 +172,7 @@ def run_tokenizer_worker(
     except Exception as exc:  # noqa: BLE001 - reported to the launcher
         fail_start_up(to_api, "tokenizer", exc)
     use_one_torch_thread()  # after loading: the tokenizer may have imported torch
+    prepare_server_process("tokenizer", gc_warning_threshold_s)
     to_api.send(WorkerReady("tokenizer", os.getpid()))
     try:
         _serve(tok, inbox, to_engine, to_api)
