@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("front ends", {"llm", "server", "scaffold", "testing"}),
     ("command line", {"cli", "__main__", ""}),
 ]
-CORE_LIMIT_LINES = 8045  # +290 piecewise CUDA graphs (issue 19), +14 option_flag for plugin options
+CORE_LIMIT_LINES = 8050  # +290 piecewise CUDA graphs (issue 19), +14 option_flag for plugin options, +4 gc setting
 """A ceiling against growth, measured: 5,978 lines after the restructuring, 6,073 with mixed steps, 6,267 with
 issue 15 (+123: the stop matcher text/stops.py, stop_regex, ServerArgs limits and timeouts), 6,950 with issue
 16 (two parser plugin kinds: contracts, built-in reasoning and tool-call parsers, chat templates, generation
