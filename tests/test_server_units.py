@@ -109,6 +109,24 @@ def test_status_line() -> None:
     assert not log.due() and not StatsLogger(0).due()
 
 
+def test_status_lines_keep_their_interval_through_short_idle_pauses() -> None:
+    """At light load the engine idles between requests: a pause shorter than the interval does not restart
+    it (session 10's 1x run logged 4 lines in 31 s at --log-interval 2), a long idle stretch does."""
+    now = [0.0]
+    log = StatsLogger(interval=2.0, clock=lambda: now[0])
+    stats = EngineStats(1, 0, 100, 90, 5, 5, 0, 0, 0, 0, 0, {})
+    log.start(stats)
+    now[0] = 1.5
+    log.start(stats)  # busy again after a short pause
+    now[0] = 2.0
+    assert log.due()
+    log.log(stats)
+    now[0] = 30.0  # idle for 28 s
+    log.start(stats)
+    now[0] = 31.0
+    assert not log.due() and log.last_time == 30.0
+
+
 def test_generation_coalesces_outputs_per_choice() -> None:
     import asyncio
 

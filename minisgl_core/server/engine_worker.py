@@ -82,7 +82,7 @@ class EngineWorker:
                 self.last_beat = now
                 self.to_api.send(Heartbeat())
             if not busy and scheduler.has_work():
-                self.stats_log.start(self.stats())  # rates cover busy time only
+                self.stats_log.start(self.stats())  # after a long idle stretch, rates start from now
             self._flush()  # accepted requests are announced before the step that prefills them runs
             if scheduler.has_work():
                 for u in scheduler.step():

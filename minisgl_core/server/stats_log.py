@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from minisgl_core.server.messages import EngineStats
 
@@ -15,22 +16,27 @@ class StatsLogger:
     """Logs at most once every ``interval`` seconds (``interval <= 0`` disables), with rates over the
     interval since the previous line."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
-        self.last_time = time.monotonic()
+        self.clock = clock
+        self.last_time = clock()
         self.last: EngineStats | None = None
 
     def start(self, stats: EngineStats) -> None:
-        """The engine became busy: measure the next interval from now."""
-        self.last, self.last_time = stats, time.monotonic()
+        """The engine became busy. After an idle stretch of a whole interval or more the next line measures
+        from now (its rates are not diluted by the idle time); after a shorter pause the interval goes on, so
+        a lightly loaded server that idles between requests still logs once per interval."""
+        now = self.clock()
+        if self.last is None or now - self.last_time >= self.interval:
+            self.last, self.last_time = stats, now
 
     def due(self) -> bool:
         """True when logging is on and the interval has passed since the previous line."""
-        return self.interval > 0 and time.monotonic() - self.last_time >= self.interval
+        return self.interval > 0 and self.clock() - self.last_time >= self.interval
 
     def log(self, stats: EngineStats) -> str:
         """Log (and return) one status line."""
-        now = time.monotonic()
+        now = self.clock()
         line = self.format(stats, now - self.last_time)
         self.last, self.last_time = stats, now
         logger.info(line)
