@@ -175,7 +175,7 @@ def run_point(
         temperature=args.temperature, logprobs=args.logprobs, timeout=args.request_timeout, headers=headers,
     )  # fmt: skip
     # the client's heap so far (httpx, the trace, the prompts) out of garbage collection: a full collection
-    # of the load generator (about 0.2 s for 400k objects on the CPU VM) would read as server latency
+    # of the load generator (0.12 s for 238k objects on the CPU VM: benchmarks/gc_pause.py) would read as latency
     gc.collect()
     gc.freeze()
     results, wall = asyncio.run(replay(base_url, model, reqs, prompts, **opts))

@@ -3,9 +3,8 @@ collections reported.
 
 A full collection walks every tracked object of a process; in an engine process that holds a model, a radix
 tree and hundreds of requests it can hold the step loop for tens of milliseconds, and every request in flight
-waits (a time-to-first-token outlier that comes back at the same point of a replayed trace). vLLM and SGLang
-do the same two things: freeze the start-up heap, and warn about pauses above a threshold
-(SGLang's ``--gc-warning-threshold-secs``)."""
+waits (a time-to-first-token outlier that comes back at the same point of a replayed trace). vLLM freezes
+its engine's start-up heap the same way; SGLang names the warning ``--gc-warning-threshold-secs``."""
 
 from __future__ import annotations
 
