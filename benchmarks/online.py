@@ -41,6 +41,8 @@ from online_report import machine, plot, run_record, summarize, table  # noqa: E
 from online_server import LaunchedServer, model_vocab_size, resolve_random_small, scrape_metrics, served_model  # noqa: E402
 from traces import PromptBuilder, TraceRequest, load_trace, trace_stats  # noqa: E402
 
+from minisgl_core.server.gc_pauses import PauseWatch  # noqa: E402
+
 # -- one request, one replay -----------------------------------------------------------------------------
 
 
@@ -178,9 +180,14 @@ def run_point(
     # of the load generator (0.12 s for 238k objects on the CPU VM: benchmarks/gc_pause.py) would read as latency
     gc.collect()
     gc.freeze()
-    results, wall = asyncio.run(replay(base_url, model, reqs, prompts, **opts))
+    watch = PauseWatch("client", threshold_s=float("inf")).install()  # the client's own pauses, reported
+    try:
+        results, wall = asyncio.run(replay(base_url, model, reqs, prompts, **opts))
+    finally:
+        watch.remove()
     after = scrape_metrics(base_url, headers)
     summary = {"label": label, **summarize(results, wall, time_scale, reqs)}
+    summary["client_gc"] = {"collections": watch.count, "longest_ms": round(watch.longest_s * 1e3, 1)}
     summary["server_metrics"] = {k: after[k] - before.get(k, 0.0) for k in after}
     summary["config"] = {
         "trace": args.trace, "num_requests": len(reqs), "base_url": base_url, "model": model,

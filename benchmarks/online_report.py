@@ -49,6 +49,7 @@ def run_record(summary: dict[str, Any], commit: str, flags: str) -> dict[str, An
         "completed": summary["completed"],
         "failed": summary["failed"],
         "cached_ratio": round(summary["cached_ratio"], 3),
+        "client_gc": summary.get("client_gc"),  # the load generator's own collections during the replay
         "machine": summary["config"]["machine"],
         "date": summary["config"]["date"],
         "commit": commit,

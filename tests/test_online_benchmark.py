@@ -171,6 +171,8 @@ def test_replay_against_demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert run[key]["p50"] == pytest.approx(s[key.replace("_ms", "_s")]["p50"] * 1e3, abs=0.01)
         assert run[key]["p99"] >= run[key]["p50"]
     assert run["request_throughput"] > 0 and run["machine"]
+    gc_seen = s["client_gc"]  # the client's collections during the replay: counted, the longest timed
+    assert run["client_gc"] == gc_seen and set(gc_seen) == {"collections", "longest_ms"}
     lines = [json.loads(x) for x in (out / "t-ts1.requests.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and all(x["error"] is None and x["ttft"] > 0 for x in lines)
     try:
