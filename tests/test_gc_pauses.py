@@ -51,7 +51,10 @@ def test_an_installed_watch_times_real_collections_until_removed() -> None:
     seen = watch.count
     gc.collect()
     assert watch.count == seen and watch not in gc.callbacks
-    assert prepare_server_process("api", 0.0) is None  # threshold 0: freeze only, no watch
+    try:
+        assert prepare_server_process("api", 0.0) is None  # threshold 0: freeze only, no watch
+    finally:
+        gc.unfreeze()
 
 
 def test_freezing_leaves_nothing_for_a_full_collection_to_walk() -> None:

@@ -157,8 +157,10 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
         server.on_exit = lambda: loop.call_soon_threadsafe(client.fail_all, 503, "the server is shutting down")
         exit_code = 0
 
+        gc_watch: PauseWatch | None = None  # the API process may be a test's: the watch leaves with the server
+
         async def supervise() -> None:
-            nonlocal exit_code
+            nonlocal exit_code, gc_watch
             while not server.started:
                 if server.should_exit:
                     return
@@ -166,8 +168,6 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
             host, port = sock.getsockname()[:2]
             url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
             gc_watch = prepare_server_process("api", args.gc_warning_threshold_secs)
-            if gc_watch is not None:
-                watches.append(gc_watch)
             logger.info("minisgl ready: %s", url)
             if on_ready is not None:
                 on_ready(url, server)
@@ -184,14 +184,13 @@ async def serve_app(config: EngineConfig, args: ServerArgs, workers: Workers, on
                     return
                 await asyncio.sleep(0.2)
 
-        watches: list[PauseWatch] = []  # the API process may be a test's: its watch leaves with the server
         watcher = asyncio.ensure_future(supervise())
         try:
             await server.serve(sockets=[sock])
         finally:
             watcher.cancel()
-            for watch in watches:
-                watch.remove()
+            if gc_watch is not None:
+                gc_watch.remove()
         return exit_code
     finally:
         client.close()

@@ -158,7 +158,7 @@ def run_tokenizer_worker(
     tokenizer_path: str,
     addrs: Addresses,
     log_level: str,
-    gc_warning_threshold_s: float = 0.0,
+    gc_warning_threshold_s: float,
     chat_template: str | None = None,
 ) -> None:
     """Process entry point: load the tokenizer, report ready to the API server, then serve."""
